@@ -1,0 +1,3 @@
+from deepatlas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The command line: deepatlas list | train | sample | eval | demo.
+
+Every error a user can cause prints one line (`deepatlas: error: ...`) and exits 2; --debug shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from deepatlas import config as C
+from deepatlas.errors import TrainingInterrupted, UserError
+
+COMMANDS = ("list", "train", "sample", "eval", "demo")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deepatlas", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Run `deepatlas COMMAND --help` for a command's options, "
+                                       "`deepatlas train METHOD --help` for a method's.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("list", help="every method, dataset and sampler, one line each")
+    t = sub.add_parser("train", help="train a method: deepatlas train METHOD --data NAME --out DIR",
+                       add_help=False)
+    t.add_argument("method", nargs="?", help="method name (see `deepatlas list`)")
+    t.add_argument("-h", "--help", action="store_true", help="show the options of METHOD")
+    s = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid")
+    s.add_argument("run", type=Path, help="run directory")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    s.add_argument("--sampler", default=None, help="sampler name (see `deepatlas list`); default: the method's")
+    s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
+    s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight w (class-conditional runs)")
+    s.add_argument("--label", type=int, default=None, help="class to sample (class-conditional runs); default: all classes in turn")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
+    s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
+    e = sub.add_parser("eval", help="evaluate a trained run with its field's metric (FID, NLL, ...)")
+    e.add_argument("run", type=Path, help="run directory")
+    e.add_argument("--n", type=int, default=1000, help="samples or test examples to use (default: 1000)")
+    e.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
+    e.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
+    d = sub.add_parser("demo", help="train the default diffusion model on 8x8 digits (~4 min), sample, compute FID")
+    d.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
+    d.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
+    d.add_argument("--fresh", action="store_true", help="delete an earlier demo run instead of resuming it")
+    from deepatlas.registry import table
+
+    runners = {}
+    for name, entry in sorted(table("command").items()):
+        runners[name] = entry.obj(sub.add_parser(name, help=entry.help, description=entry.help))
+    p.set_defaults(_runners=runners)
+    return p
+
+
+def _train_parser(method: str):
+    from deepatlas.data.base import DataConfig
+    from deepatlas.registry import get
+    from deepatlas.train.config import TrainConfig
+
+    spec = get("method", method)
+    p = argparse.ArgumentParser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
+    p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds the same run)")
+    p.add_argument("--fresh", action="store_true", help="delete an existing run in --out and start over")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--data", dest="data_name", default=argparse.SUPPRESS, help="dataset name (see `deepatlas list`)")
+    C.add_arguments(p, DataConfig, prefix="data_", title="data")
+    C.add_arguments(p, spec.obj.Config, prefix="model_", title=f"{method} model")
+    C.add_arguments(p, TrainConfig, prefix="train_", title="training")
+    return p, spec
+
+
+def cmd_list() -> int:
+    from deepatlas.registry import table
+
+    for kind in ("method", "dataset", "sampler"):
+        print(f"{kind}s:")
+        for e in sorted(table(kind).values(), key=lambda e: (e.family, e.name)):
+            print(f"  {e.name:<18} [{e.family}] {e.help}")
+    return 0
+
+
+def cmd_train(rest: list[str], method: str | None, want_help: bool) -> int:
+    from deepatlas.registry import table
+
+    if not method:
+        print("usage: deepatlas train METHOD --out DIR [options]\n\nmethods:")
+        for e in sorted(table("method").values(), key=lambda e: e.name):
+            print(f"  {e.name:<18} {e.help}")
+        return 0 if want_help else 2
+    p, spec = _train_parser(method)
+    if want_help:
+        p.print_help()
+        return 0
+    args = p.parse_args(rest)
+    return run_training(args, spec)
+
+
+def run_training(args, spec) -> int:
+    from deepatlas.data.base import DataConfig, load_dataset
+    from deepatlas.train.config import TrainConfig
+    from deepatlas.train.distributed import init_from_env
+    from deepatlas.train.run import RunConfig, build_method, start_run
+    from deepatlas.train.trainer import fit
+
+    defaults = getattr(spec.obj, "defaults", {})
+    data = C.from_args(DataConfig, args, prefix="data_", base=defaults.get("data"))
+    model = C.from_args(spec.obj.Config, args, prefix="model_", base=defaults.get("model"))
+    train = C.from_args(TrainConfig, args, prefix="train_", base=defaults.get("train"))
+    cfg = RunConfig(spec.name, data, model, train)
+    world = init_from_env()
+    start_run(args.out, cfg, fresh=args.fresh, main=world.main)
+    dataset = load_dataset(data)
+    method = build_method(cfg, dataset)
+    last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress)
+    if world.main:
+        print(json.dumps(last))
+        print(f"run saved in {args.out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from deepatlas.train.run import open_run
+
+    method, dataset, cfg, step = open_run(args.run, args.weights)
+    if not hasattr(method, "sample_cli"):
+        raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
+    out = args.out or Path(args.run) / "samples" / "sample.png"
+    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label") and v is not None}
+    path = method.sample_cli(out, args.n, args.seed, **opts)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from deepatlas.train.atomic import write_json_atomic
+    from deepatlas.train.run import open_run
+
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    method, dataset, cfg, step = open_run(args.run, args.weights)
+    torch.manual_seed(args.seed)
+    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n)}
+    write_json_atomic(Path(args.run) / "eval.json", result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command == "train":
+            return cmd_train(rest, args.method, args.help)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "sample":
+            return cmd_sample(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "demo":
+            from deepatlas.demo import run_demo
+
+            return run_demo(args.out, steps=args.steps, fresh=args.fresh)
+        return args._runners[args.command](args)
+    except TrainingInterrupted as e:
+        print(f"deepatlas: {e}", file=sys.stderr)
+        return 130
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"deepatlas: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepatlas: interrupted", file=sys.stderr)
+        return 130

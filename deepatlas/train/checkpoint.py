@@ -1,0 +1,152 @@
+"""Checkpoints that survive crashes: each is a folder `checkpoints/step-NNNNNNNN/` holding
+
+- `model.safetensors`: the weights, and the EMA weights under the prefix `ema.`;
+- `optimizer.pt`: optimizer states only (plain tensors and numbers, loaded with weights_only=True);
+- `state.json`: the step, written last.
+
+A folder is written under a temporary name and renamed once complete, then `checkpoints/latest` is
+replaced atomically to point at it, so a crash at any moment leaves the previous checkpoint whole.
+Loading takes `latest` and falls back to the newest complete folder if that one is damaged.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from deepatlas.errors import UserError
+from deepatlas.train.atomic import fsync_dir, write_atomic, write_bytes_atomic
+
+EMA_PREFIX = "ema."
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    folder: Path
+    weights: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    optimizers: dict
+
+
+def _name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def save_weights(path: Path, weights: dict[str, torch.Tensor], ema: dict[str, torch.Tensor] | None,
+                 metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().contiguous().clone() for k, v in weights.items()}
+    tensors.update({EMA_PREFIX + k: v.detach().contiguous().clone() for k, v in (ema or {}).items()})
+    write_atomic(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Weights and EMA weights from a safetensors file; never executes code from the file."""
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    ema = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
+    raw = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
+    return raw, ema
+
+
+class Checkpointer:
+    def __init__(self, run_dir: Path, keep: int = 2):
+        self.root = Path(run_dir) / "checkpoints"
+        self.keep = keep
+
+    def clean_partial(self) -> None:
+        """Remove folders left half-written by a crash."""
+        if self.root.is_dir():
+            for p in self.root.glob(".tmp-*"):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+    def save(self, step: int, weights, ema, optimizers: dict) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / _name(step)
+        tmp = self.root / f".tmp-{_name(step)}-{os.getpid()}"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            save_weights(tmp / "model.safetensors", weights, ema, {"step": str(step)})
+            write_atomic(tmp / "optimizer.pt", lambda p: torch.save(optimizers, p))
+            write_bytes_atomic(tmp / "state.json", json.dumps({"step": step}).encode())
+            fsync_dir(tmp)
+            if final.exists():  # the same step written again (a resumed run re-saving): swap it out
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            fsync_dir(self.root)
+            write_bytes_atomic(self.root / "latest", (final.name + "\n").encode())
+            self._publish(final / "model.safetensors")
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            why = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+            prev = self.latest_step()
+            kept = f"checkpoint of step {prev} is intact" if prev is not None else "no earlier checkpoint exists"
+            raise UserError(f"could not write the checkpoint of step {step} in {self.root}: {why}; the {kept}") from None
+        self._prune()
+        return final
+
+    def _publish(self, weights: Path) -> None:
+        """Hard-link the newest weights to run_dir/model.safetensors (atomically), for people and tools."""
+        target = self.root.parent / "model.safetensors"
+        tmp = self.root.parent / f".model.safetensors.tmp-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(weights, tmp)
+        except OSError:
+            shutil.copyfile(weights, tmp)
+        os.replace(tmp, target)
+
+    def _folders(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted((p for p in self.root.glob("step-*") if p.is_dir()), reverse=True)
+
+    def _prune(self) -> None:
+        for old in self._folders()[self.keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _candidates(self) -> list[Path]:
+        folders = self._folders()
+        latest = self.root / "latest"
+        try:
+            named = self.root / latest.read_text().strip()
+            if named in folders:
+                folders.remove(named)
+                folders.insert(0, named)
+        except OSError:
+            pass
+        return folders
+
+    def latest_step(self) -> int | None:
+        for folder in self._candidates():
+            try:
+                return json.loads((folder / "state.json").read_text())["step"]
+            except (OSError, ValueError, KeyError):
+                continue
+        return None
+
+    def load(self) -> Checkpoint | None:
+        """The newest complete checkpoint, or None when there is none."""
+        errors = []
+        for folder in self._candidates():
+            try:
+                step = json.loads((folder / "state.json").read_text())["step"]
+                weights, ema = load_weights(folder / "model.safetensors")
+                optimizers = torch.load(folder / "optimizer.pt", weights_only=True)
+                return Checkpoint(step, folder, weights, ema, optimizers)
+            except (OSError, ValueError, KeyError, RuntimeError, UserError) as e:
+                errors.append(f"{folder.name}: {e}")
+        if errors:
+            raise UserError(f"no readable checkpoint in {self.root} ({'; '.join(errors)})")
+        return None
