@@ -7,6 +7,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def cmd_train(rest: list[str], method: str | None, want_help: bool) -> int:
 def run_training(args, spec) -> int:
     from deepatlas.data.base import DataConfig, load_dataset
     from deepatlas.train.config import TrainConfig
-    from deepatlas.train.distributed import init_from_env
+    from deepatlas.train.distributed import init_from_env, main_first
     from deepatlas.train.run import RunConfig, build_method, start_run
     from deepatlas.train.trainer import fit
 
@@ -113,7 +114,8 @@ def run_training(args, spec) -> int:
     train = C.from_args(TrainConfig, args, prefix="train_", base=defaults.get("train"))
     cfg = RunConfig(spec.name, data, model, train)
     world = init_from_env()
-    start_run(args.out, cfg, fresh=args.fresh, main=world.main)
+    # rank 0 alone checks and writes the run directory; the others wait for its verdict
+    main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
     dataset = load_dataset(data)
     method = build_method(cfg, dataset)
     last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress)
@@ -186,3 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepatlas: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a read-only or missing folder: say which file, not a traceback
+        if args.debug:
+            raise
+        what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"deepatlas: error: {what}{where}", file=sys.stderr)
+        return 2
