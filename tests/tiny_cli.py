@@ -94,7 +94,7 @@ def _install_hooks() -> None:
             original(path, write)
             time.sleep(slow)
 
-        atomic.write_atomic = ck.write_atomic = slow_write
+        atomic.write_atomic = slow_write  # write_bytes_atomic, used by the checkpointer, calls it
     if EVENTS:
         save = ck.Checkpointer.save
 

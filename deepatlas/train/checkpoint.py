@@ -12,6 +12,7 @@ Loading takes `latest` and falls back to the newest complete folder if that one 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -20,10 +21,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
 from deepatlas.errors import UserError
-from deepatlas.train.atomic import fsync_dir, write_atomic, write_bytes_atomic
+from deepatlas.train.atomic import fsync_dir, write_bytes_atomic
 
 EMA_PREFIX = "ema."
 
@@ -45,7 +47,9 @@ def save_weights(path: Path, weights: dict[str, torch.Tensor], ema: dict[str, to
                  metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous().clone() for k, v in weights.items()}
     tensors.update({EMA_PREFIX + k: v.detach().contiguous().clone() for k, v in (ema or {}).items()})
-    write_atomic(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    # serialise in memory, then write plain bytes: a full disk is then always an OSError (ENOSPC), not
+    # a library-specific error from inside the serialiser (torch.save raises RuntimeError there)
+    write_bytes_atomic(path, save_bytes(tensors, metadata=metadata))
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -65,10 +69,12 @@ class Checkpointer:
         self.keep = keep
 
     def clean_partial(self) -> None:
-        """Remove folders left half-written by a crash."""
-        if self.root.is_dir():
-            for p in self.root.glob(".tmp-*"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        """Remove what a crash left half-written: `.tmp-*` checkpoint folders, and the `.NAME.tmp-PID`
+        files of atomic writes (latest, model.safetensors, metrics.jsonl, config.json) in the run."""
+        for folder in (self.root, self.root.parent):
+            if folder.is_dir():
+                for p in [*folder.glob(".tmp-*"), *folder.glob(".*.tmp-*")]:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     def save(self, step: int, weights, ema, optimizers: dict) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,9 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             save_weights(tmp / "model.safetensors", weights, ema, {"step": str(step)})
-            write_atomic(tmp / "optimizer.pt", lambda p: torch.save(optimizers, p))
+            buf = io.BytesIO()
+            torch.save(optimizers, buf)
+            write_bytes_atomic(tmp / "optimizer.pt", buf.getvalue())
             write_bytes_atomic(tmp / "state.json", json.dumps({"step": step}).encode())
             fsync_dir(tmp)
             if final.exists():  # the same step written again (a resumed run re-saving): swap it out

@@ -114,7 +114,7 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     if saved is not None:
         _restore(method, ema, opts, saved)
         start = saved.step
-        log.truncate_after(start)
+    log.truncate_after(start)  # also when no checkpoint survived: lines of a killed first attempt go
 
     def save(step: int) -> None:
         def write() -> None:
