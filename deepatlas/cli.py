@@ -18,8 +18,15 @@ from deepatlas.errors import TrainingInterrupted, UserError
 COMMANDS = ("list", "train", "sample", "eval", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag or number is a one-line UserError like every other mistake."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deepatlas", description=__doc__.splitlines()[0],
+    p = _Parser(prog="deepatlas", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Run `deepatlas COMMAND --help` for a command's options, "
                                        "`deepatlas train METHOD --help` for a method's.")
@@ -64,7 +71,7 @@ def _train_parser(method: str):
     from deepatlas.train.config import TrainConfig
 
     spec = get("method", method)
-    p = argparse.ArgumentParser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
+    p = _Parser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds the same run)")
     p.add_argument("--fresh", action="store_true", help="delete an existing run in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -126,8 +133,14 @@ def run_training(args, spec) -> int:
 
 
 def cmd_sample(args) -> int:
+    from deepatlas.registry import get
     from deepatlas.train.run import open_run
 
+    for flag, value in (("--n", args.n), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.sampler is not None:
+        get("sampler", args.sampler)  # an unknown name fails here, with the closest one suggested
     method, dataset, cfg, step = open_run(args.run, args.weights)
     if not hasattr(method, "sample_cli"):
         raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
@@ -156,9 +169,10 @@ def cmd_eval(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    args, rest = parser.parse_known_args(argv)
+    debug = "--debug" in argv
     try:
+        parser = _parser()
+        args, rest = parser.parse_known_args(argv)
         if args.command is None:
             parser.print_help()
             return 0
@@ -181,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepatlas: {e}", file=sys.stderr)
         return 130
     except UserError as e:
-        if args.debug:
+        if debug:
             raise
         print(f"deepatlas: error: {e}", file=sys.stderr)
         return 2
@@ -189,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print("deepatlas: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # a full disk, a read-only or missing folder: say which file, not a traceback
-        if args.debug:
+        if debug:
             raise
         what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
         where = f" ({e.filename})" if e.filename else ""

@@ -114,7 +114,7 @@ def _trials(tmp_path, reference, n: int, seed: int) -> list[dict]:
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, reference):
-    results = _trials(tmp_path, reference, 3, seed=1)
+    results = _trials(tmp_path, reference, 2, seed=1)  # one anywhere, one inside a checkpoint write
     assert all(r["killed"] for r in results)
 
 
@@ -129,7 +129,7 @@ def test_sigkill_many_trials(tmp_path, reference):
     assert in_write >= n // 4
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_stop_signal_writes_checkpoint_and_resumes(tmp_path, reference, sig):
     run, events = tmp_path / "run", tmp_path / "events"
     proc = subprocess.Popen([sys.executable, TINY, *_args(run)], cwd=ROOT, text=True,

@@ -15,6 +15,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,22 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.T
     ema = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
     raw = {k: v for k, v in tensors.items() if not k.startswith(EMA_PREFIX)}
     return raw, ema
+
+
+def load_optimizer_state(path: Path) -> dict:
+    """Optimizer states saved by torch.save, read with weights_only=True: tensors, numbers, strings and
+    containers only; a pickle that would build any other object (run code) is refused, not executed."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing") from None
+    except Exception as e:  # noqa: BLE001 - every way a foreign or damaged file can fail to parse
+        why = "refused: it holds objects other than tensors" if isinstance(e, pickle.UnpicklingError) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{path}: not a readable optimizer state ({why})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: not a readable optimizer state (a {type(state).__name__}, not a dict)")
+    return state
 
 
 class Checkpointer:
@@ -139,8 +156,8 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         for folder in self._candidates():
             try:
-                return json.loads((folder / "state.json").read_text())["step"]
-            except (OSError, ValueError, KeyError):
+                return _read_step(folder)
+            except (OSError, UserError):
                 continue
         return None
 
@@ -149,12 +166,23 @@ class Checkpointer:
         errors = []
         for folder in self._candidates():
             try:
-                step = json.loads((folder / "state.json").read_text())["step"]
+                step = _read_step(folder)
                 weights, ema = load_weights(folder / "model.safetensors")
-                optimizers = torch.load(folder / "optimizer.pt", weights_only=True)
+                optimizers = load_optimizer_state(folder / "optimizer.pt")
                 return Checkpoint(step, folder, weights, ema, optimizers)
-            except (OSError, ValueError, KeyError, RuntimeError, UserError) as e:
+            except (OSError, UserError) as e:
                 errors.append(f"{folder.name}: {e}")
         if errors:
             raise UserError(f"no readable checkpoint in {self.root} ({'; '.join(errors)})")
         return None
+
+
+def _read_step(folder: Path) -> int:
+    """The step recorded in state.json (written last, so its presence marks a complete checkpoint)."""
+    try:
+        step = json.loads((folder / "state.json").read_bytes())["step"]
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise UserError(f"{folder / 'state.json'}: not a checkpoint state ({type(e).__name__})") from None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"{folder / 'state.json'}: step must be a non-negative integer, got {step!r}")
+    return step
