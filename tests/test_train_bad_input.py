@@ -256,3 +256,39 @@ def test_not_a_run_folder_and_out_is_a_file(tmp_path, capsys, tiny):
 def test_no_checkpoint_yet(trained, capsys):
     shutil.rmtree(trained / "checkpoints")
     assert "has no checkpoint yet" in error_of(["eval", trained], capsys)
+
+
+# --- no pickle for weights -----------------------------------------------------------------------
+
+def test_no_pickle_load_in_the_package():
+    """Every torch.load passes weights_only=True; nothing calls pickle.load or np.load with pickles."""
+    import re
+
+    import deepatlas
+
+    calls = 0
+    for path in Path(deepatlas.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        for m in re.finditer(r"torch\.load\(", text):
+            depth, i = 1, m.end()
+            while depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            assert "weights_only=True" in text[m.end(): i], f"{path}: {text[m.start(): i]}"
+            calls += 1
+        assert not re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bdill\b", text), path
+    assert calls >= 1
+
+
+def test_loading_runs_uses_weights_only(trained, capsys, monkeypatch):
+    seen = []
+    real = torch.load
+
+    def spy(*a, **k):
+        seen.append(k.get("weights_only"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch, "load", spy)
+    assert main(["eval", str(trained)]) == 0
+    assert main(tiny_args(trained, steps=5)) == 0  # resume
+    assert seen and all(w is True for w in seen), seen
