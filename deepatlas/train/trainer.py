@@ -129,7 +129,7 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     order = BatchOrder(len(data.train), cfg.batch_size * world.size, cfg.seed)
     last: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main), dynamic_ncols=True,
-               desc=type(method).__name__)
+               desc=getattr(method, "method_name", type(method).__name__))
     t0, done_since_log = time.perf_counter(), 0
     with _StopSignals() as signals:
         for step in range(start, cfg.steps):
