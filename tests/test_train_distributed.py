@@ -95,3 +95,31 @@ def test_failure_on_one_rank_stops_every_rank(runs, tmp_path):
     assert p.returncode != 0
     assert "holds a different run: train.lr (saved 0.01, now 0.5)" in p.stderr
     assert "rank 0 failed while checking the run directory" in p.stderr
+
+
+@pytest.mark.slow
+def test_two_optimizer_phases_follow_one_process(tmp_path):
+    """A GAN-like method (two optimizers, two backward passes per step): still 2 x B == 1 x 2B."""
+    one = cli(tiny_args(tmp_path / "one", "--model-phases", "2", batch=16, steps=15), tiny=True)
+    assert one.returncode == 0, one.stderr
+    two = torchrun(tiny_args(tmp_path / "two", "--model-phases", "2", batch=8, steps=15))
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = read_metrics(tmp_path / "one" / "metrics.jsonl"), read_metrics(tmp_path / "two" / "metrics.jsonl")
+    assert len(a) == len(b) == 15
+    for ra, rb in zip(a, b):
+        for k in ("loss", "head_loss", "grad_norm", "head_grad_norm"):
+            assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
+
+
+@pytest.mark.slow
+def test_torchrun_module_entry_with_a_real_method(tmp_path):
+    """`torchrun -m deepatlas train flow --data toy2d`: the library's own entry point and method."""
+    out = tmp_path / "flow"
+    p = torchrun(["train", "flow", "--data", "toy2d", "--out", str(out), "--no-progress", "--train-steps", "12",
+                  "--train-batch-size", "32", "--train-ckpt-every", "6", "--train-log-every", "3",
+                  "--model-hidden", "32", "--model-depth", "1"], tiny=False)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("run saved in") == 1
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [3, 6, 9, 12]
+    assert Checkpointer(out).load().step == 12
+    assert sorted(x.name for x in (out / "checkpoints").iterdir()) == ["latest", "step-00000006", "step-00000012"]

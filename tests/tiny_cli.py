@@ -47,6 +47,7 @@ class Tiny(Method):
         noise: float = option(0.0, "std of Gaussian input noise drawn each step (0: no sampling noise)", low=0.0)
         nan_at: int = option(0, "make the loss NaN from this loss call on (0: never)", low=0)
         nan_rank: int = option(-1, "only on this rank (-1: every rank)")
+        phases: int = option(1, "2: train the body and the head with two optimizers, like a GAN", low=1, high=2)
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -73,6 +74,17 @@ class Tiny(Method):
         if self.cfg.nan_at and int(self.calls) >= self.cfg.nan_at and self.cfg.nan_rank in (-1, RANK):
             loss = loss * float("nan")
         return {"loss": loss}
+
+    def optim_groups(self):
+        if self.cfg.phases == 1:
+            return super().optim_groups()
+        head = list(self.net[-1].parameters())
+        return {"model": [p for p in self.net.parameters() if all(p is not h for h in head)], "head": head}
+
+    def train_phases(self, batch):
+        yield "model", lambda: self.loss(batch)
+        if self.cfg.phases == 2:  # the head's own objective: the same error, plus a pull of its weights to 0
+            yield "head", lambda: {"loss": self.loss(batch)["loss"] + 0.1 * self.net[-1].weight.square().mean()}
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
