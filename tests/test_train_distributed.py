@@ -123,3 +123,36 @@ def test_torchrun_module_entry_with_a_real_method(tmp_path):
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [3, 6, 9, 12]
     assert Checkpointer(out).load().step == 12
     assert sorted(x.name for x in (out / "checkpoints").iterdir()) == ["latest", "step-00000006", "step-00000012"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_runner import ROOT, TINY, env, free_port
+
+    events = tmp_path / "ev"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), TINY,
+           *tiny_args(tmp_path / "run", "--train-ckpt-every", "1000", batch=8, steps=1000)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(DEEPATLAS_TEST_EVENTS=str(events), DEEPATLAS_TEST_STEP_SLEEP="0.02"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if events.exists() and events.read_text().count("start") == 2:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stops = [l for l in err.splitlines() if l.startswith("deepatlas: stopped by SIGTERM at step ")]
+    assert len(stops) == 2 and stops[0] == stops[1], err[-3000:]  # both ranks, the same step
+    step = int(stops[0].split("at step ")[1].split(";")[0])
+    assert Checkpointer(tmp_path / "run").load().step == step
+    assert read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]["step"] == step

@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def load_optimizer_state(path: Path) -> dict:
     """Optimizer states saved by torch.save, read with weights_only=True: tensors, numbers, strings and
     containers only; a pickle that would build any other object (run code) is refused, not executed."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols in damaged files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: missing") from None
     except Exception as e:  # noqa: BLE001 - every way a foreign or damaged file can fail to parse
