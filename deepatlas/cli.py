@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight w (class-conditional runs)")
     s.add_argument("--label", type=int, default=None, help="class to sample (class-conditional runs); default: all classes in turn")
+    s.add_argument("--eta", type=float, default=None, help="ancestral noise of ddim (0: deterministic, 1: DDPM-like)")
+    s.add_argument("--churn", type=float, default=None, help="EDM churn S_churn of the heun sampler (default: 0)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
     s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
@@ -130,7 +132,7 @@ def cmd_sample(args) -> int:
     if not hasattr(method, "sample_cli"):
         raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
     out = args.out or Path(args.run) / "samples" / "sample.png"
-    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label") and v is not None}
+    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label", "eta", "churn") and v is not None}
     path = method.sample_cli(out, args.n, args.seed, **opts)
     print(f"wrote {path}")
     return 0
