@@ -68,10 +68,14 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, toy_regression, monkey
 
     import deepatlas.train.checkpoint as ck
 
-    def full_disk(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = ck.write_bytes_atomic
 
-    monkeypatch.setattr(ck, "save_file", full_disk)
+    def full_disk(path, data):  # the weights of the new checkpoint get written, then the disk is full
+        if path.name == "optimizer.pt":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(ck, "write_bytes_atomic", full_disk)
     with pytest.raises(UserError, match="disk is full.*step 10 is intact"):
         fit(method, data, _cfg(steps=20), tmp_path, progress=False)
     monkeypatch.undo()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deepatlas import config as C
 from deepatlas.data.base import DataConfig, Dataset, load_dataset
 from deepatlas.errors import UserError
@@ -88,6 +90,7 @@ def _get(d: dict, dotted: str):
 
 def build_method(cfg: RunConfig, dataset: Dataset) -> Method:
     spec = get("method", cfg.method).obj
+    torch.manual_seed(cfg.train.seed)  # the initial weights follow --train-seed, the same in every process
     return spec(cfg.model, dataset.info)
 
 
