@@ -6,7 +6,8 @@ A_i per image; their product goes through one `affine_grid` + `grid_sample` (bil
 [-1, 1] ones of `affine_grid`: output pixel u reads the input at A_i [u; 1].
 
 - crop: keep a square of side s in [scale_min, 1] (fraction of the image side) at a random place
-  inside the image, resized back to full size: A = [[s, 0, t_x], [0, s, t_y]], |t| <= 1 - s;
+  inside the image, resized back to full size: A = [[s, 0, t_x], [0, s, t_y]],
+  |t| <= (1 - s)(1 - 1/W), so that no sample falls beyond the outer pixel centres (1 - 1/W);
 - flip: x -> -x with probability p_flip;
 - affine: rotation by theta ~ U(-r, r) degrees and shear ~ U(-h, h);
 - noise: x + sigma * eps, eps ~ N(0, I).
@@ -38,9 +39,9 @@ def _homogeneous(a: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, last], dim=1)
 
 
-def crop_matrix(b: int, scale_min: float) -> torch.Tensor:
+def crop_matrix(b: int, scale_min: float, side: int) -> torch.Tensor:
     s = scale_min + (1 - scale_min) * torch.rand(b)
-    t = (1 - s)[:, None] * (2 * torch.rand(b, 2) - 1)
+    t = ((1 - s) * (1 - 1 / side))[:, None] * (2 * torch.rand(b, 2) - 1)
     a = torch.zeros(b, 2, 3)
     a[:, 0, 0], a[:, 1, 1], a[:, :, 2] = s, s, t
     return a
@@ -73,7 +74,7 @@ def warp(x: torch.Tensor, a: torch.Tensor, background: float = -1.0) -> torch.Te
 def augment(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     """One random view of each image in x (B, C, H, W); uses torch's global RNG (seeded per step by the trainer)."""
     b = len(x)
-    a = _homogeneous(crop_matrix(b, cfg.crop_scale)) @ _homogeneous(flip_matrix(b, cfg.flip)) \
+    a = _homogeneous(crop_matrix(b, cfg.crop_scale, x.shape[-1])) @ _homogeneous(flip_matrix(b, cfg.flip)) \
         @ _homogeneous(affine_matrix(b, cfg.rotate, cfg.shear))
     view = warp(x, a[:, :2])
     if cfg.noise > 0:
