@@ -61,3 +61,9 @@ def test_mi_from_the_cli_and_a_wrong_dataset(tmp_path, capsys):
     assert res["true_mi"] == pytest.approx(0.7192, abs=1e-4) and res["infonce_estimate"] <= res["log_N"]
     assert main(["train", "mi", "--data", "digits", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "correlated-gaussians" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["contrastive", "simclr", "cpc", "supervised", "mi"])
+def test_method_help_prints(method, capsys):
+    assert main(["train", method, "--help"]) == 0
+    assert "--model-" in capsys.readouterr().out
