@@ -16,6 +16,7 @@ FAMILIES = (
     "deepatlas.data",
     "deepatlas.diffusion",
     "deepatlas.report",
+    "deepatlas.representation",
 )
 
 
