@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight w (class-conditional runs)")
     s.add_argument("--label", type=int, default=None, help="class to sample (class-conditional runs); default: all classes in turn")
+    s.add_argument("--eta", type=float, default=None, help="ancestral noise of ddim (0: deterministic, 1: DDPM-like)")
+    s.add_argument("--churn", type=float, default=None, help="EDM churn S_churn of the heun sampler (default: 0)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
     s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
@@ -145,13 +147,15 @@ def cmd_sample(args) -> int:
     if not hasattr(method, "sample_cli"):
         raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
     out = args.out or Path(args.run) / "samples" / "sample.png"
-    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label") and v is not None}
+    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label", "eta", "churn") and v is not None}
     path = method.sample_cli(out, args.n, args.seed, **opts)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_eval(args) -> int:
+    import inspect
+
     import torch
 
     from deepatlas.train.atomic import write_json_atomic
@@ -161,7 +165,10 @@ def cmd_eval(args) -> int:
         raise UserError(f"--n must be >= 1, got {args.n}")
     method, dataset, cfg, step = open_run(args.run, args.weights)
     torch.manual_seed(args.seed)
-    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n)}
+    opts = {}
+    if "folder" in inspect.signature(method.evaluate).parameters:  # methods that also write pictures
+        opts["folder"] = Path(args.run) / "eval"
+    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n, **opts)}
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(json.dumps(result, indent=2))
     return 0

@@ -47,5 +47,8 @@ def run_demo(out: Path, steps: int | None = None, fresh: bool = False) -> int:
                     "eval_seconds": round(time.perf_counter() - t1, 1)})
     write_json_atomic(out / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
-    print(f"samples: {grid}\ntrajectory: {grid.with_name('demo-trajectory.png')}\nmetrics: {out / 'eval.json'}")
+    from deepatlas.report.html import build_report
+
+    print(f"samples: {grid}\ntrajectory: {grid.with_name('demo-trajectory.png')}\nmetrics: {out / 'eval.json'}\n"
+          f"report: {build_report(out)}")
     return 0

@@ -128,7 +128,8 @@ class Diffusion(Method):
             return [save_grid(self.sample(64, generator=g), Path(folder) / f"step-{step:08d}.png", nrow=8)]
         return [save_scatter(self.sample(2000, generator=g), Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
 
-    def sample_cli(self, out: Path, n: int, seed: int, sampler=None, steps=None, guidance=None, label=None) -> Path:
+    def sample_cli(self, out: Path, n: int, seed: int, sampler=None, steps=None, guidance=None, label=None,
+                   **opts) -> Path:
         from deepatlas.report.grid import save_grid, save_scatter
         from deepatlas.report.trajectory import save_trajectory
 
@@ -140,7 +141,7 @@ class Diffusion(Method):
             y = torch.full((n,), label)
         frames: list[torch.Tensor] = []
         x = self.sample(n, sampler, steps, y=y, guidance=guidance, generator=g,
-                        callback=lambda i, s, xi, D: frames.append(D[:8].clone()))
+                        callback=lambda i, s, xi, D: frames.append(D[:8].clone()), **opts)
         if self.info.kind == "image":
             path = save_grid(x, out)
             save_trajectory(frames, out.with_name(out.stem + "-trajectory.png"))

@@ -33,8 +33,9 @@ class RunConfig:
     train: TrainConfig
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "data": C.to_dict(self.data), "model": C.to_dict(self.model),
-                "train": C.to_dict(self.train)}
+        """Plain JSON values (tuples become lists), so a fresh config compares equal to a saved one."""
+        return json.loads(json.dumps({"method": self.method, "data": C.to_dict(self.data),
+                                      "model": C.to_dict(self.model), "train": C.to_dict(self.train)}))
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
