@@ -33,3 +33,24 @@ def test_generate_errors(tmp_path, capsys):
     assert "not in the training vocabulary" in capsys.readouterr().err
     assert main(["generate", str(run), "--length", "8", "--steps", "1", "--block", "2"]) == 2
     assert main(["generate", str(tmp_path / "none")]) == 2
+
+
+def test_sft_never_masks_the_prompt():
+    import torch
+
+    from deepatlas.data.base import DataConfig, load_dataset
+    from deepatlas.discrete.mdlm import LLaDA
+
+    d = load_dataset(DataConfig(name="reversal", variant="sft", size=32))
+    m = LLaDA(LLaDA.Config(d_model=16, n_layers=1, n_heads=2), d.info)
+    seen = []
+    m.logp = lambda xt: seen.append(xt) or torch.zeros(*xt.shape, m.vocab).log_softmax(-1)  # uniform denoiser
+    batch = d.train.get(torch.arange(32))
+    for likelihood in ("count", "time"):
+        m.cfg.likelihood = likelihood
+        for _ in range(20):
+            out = m.loss(batch)
+    p = int(batch["prompt_len"][0])
+    xs = torch.cat(seen)
+    assert (xs[:, :p] != m.mask_id).all() and (xs[:, p:] == m.mask_id).any()
+    assert out["loss"] > 0

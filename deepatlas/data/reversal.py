@@ -5,7 +5,8 @@ infilling the first name given the second.
 
 Names are `NAME_LEN` random lowercase letters, all distinct; a fact is `f"{A} is {B}."` (13 characters
 with the default length). The test split holds the same facts: the task measures recall of trained
-facts in each direction, not generalisation.
+facts in each direction, not generalisation. `--data-variant sft` adds `prompt_len` to the training
+split ("A is " is the prompt, "B." the response) for supervised fine-tuning of masked diffusion LMs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from deepatlas.data.base import DataConfig, DataInfo, Dataset, TensorData
 from deepatlas.data.tokenizer import CharTokenizer
+from deepatlas.errors import UserError
 from deepatlas.registry import register_dataset
 
 NAME_LEN = 4
@@ -42,4 +44,9 @@ def load(cfg: DataConfig) -> Dataset:
         "vocab_size": tok.vocab_size, "tokenizer": tok, "chars_per_token": 1.0, "task": "reversal",
         "pairs": pairs, "name_len": NAME_LEN, "train_tokens": x,
     })
-    return Dataset("reversal", info, TensorData(x=x), TensorData(x=x.clone()))
+    if cfg.variant not in ("", "sft"):
+        raise UserError(f"--data-variant for reversal is '' or sft, got {cfg.variant!r}")
+    train = TensorData(x=x)
+    if cfg.variant == "sft":  # prompt/response pairs: "A is " is the prompt, "B." the response
+        train = TensorData(x=x, prompt_len=torch.full((len(x),), NAME_LEN + 4))
+    return Dataset("reversal", info, train, TensorData(x=x.clone()))
