@@ -149,9 +149,35 @@ def part_reversal(out: Path, res: dict, steps: int):
     res["reversal"] = rows
 
 
+def part_markdown(res: dict) -> str:
+    """The tables of bench/RESULTS.md, from results.json."""
+    out = []
+    if "train" in res:
+        out += ["| model | params | train time (s) | test bits/char |", "|---|---|---|---|"]
+        for name, r in res["train"].items():
+            bpc = f"{r['bits_per_char']:.3f}" + (" (bound)" if r["bound"] else "")
+            out.append(f"| {name} | {r['params']:,} | {r['train_s']} | {bpc} |")
+        out.append("")
+    if "genppl" in res:
+        out += ["| samples | gen. perplexity (AR) | unigram entropy (bits) |", "|---|---|---|"]
+        out += [f"| {k} | {v['gen_ppl']:.2f} | {v['unigram_entropy_bits']:.3f} |" for k, v in res["genppl"].items()]
+        out.append("")
+    if "speed" in res:
+        out += ["| generator | tokens/s | gen. perplexity (AR) |", "|---|---|---|"]
+        out += [f"| {k} | {v['tokens_per_s']:.0f} | {v['gen_ppl']:.2f} |" for k, v in res["speed"].items()]
+        out.append("")
+    if "reversal" in res:
+        out += ["| model | forward | reverse (prompt 'B is ') | reverse by infilling '____ is B.' | train time (s) |",
+                "|---|---|---|---|---|"]
+        for k, v in res["reversal"].items():
+            inf = f"{v['infill_reverse_accuracy']:.3f}" if "infill_reverse_accuracy" in v else "n/a"
+            out.append(f"| {k} | {v['forward_accuracy']:.3f} | {v['reverse_accuracy']:.3f} | {inf} | {v['train_s']} |")
+    return "\n".join(out)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("part", choices=("all", "train", "genppl", "speed", "reversal"))
+    p.add_argument("part", choices=("all", "train", "genppl", "speed", "reversal", "markdown"))
     p.add_argument("--out", type=Path, default=Path("runs/bench-discrete"))
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--reversal-steps", type=int, default=2000)
@@ -160,6 +186,9 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / "results.json"
     res = json.loads(path.read_text()) if path.exists() else {}
+    if a.part == "markdown":
+        print(part_markdown(res))
+        return
     res["steps"] = a.steps
     parts = ("train", "genppl", "speed", "reversal") if a.part == "all" else (a.part,)
     for part in parts:

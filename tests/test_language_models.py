@@ -71,3 +71,28 @@ def test_kneser_ney_is_normalised():
         assert float(kn.dist(h).sum()) == pytest.approx(1.0, abs=1e-12)
         assert [kn.prob(w, h) for w in range(6)] == pytest.approx(kn.dist(h).tolist())
     assert math.isclose(sum(kn.prob(w, (1, 2, 3)) for w in range(6)), 1.0)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_kneser_ney_matches_nltk(order):
+    """nltk's KneserNeyInterpolated has an undiscounted continuation unigram at the bottom; ours with
+    unigram_discount=0 is the same model. nltk is fed exactly our padded n-grams (and their suffixes)."""
+    lm_mod = pytest.importorskip("nltk.lm")
+    from nltk.util import ngrams
+
+    g = torch.Generator().manual_seed(0)
+    seqs = torch.randint(0, 5, (6, 25), generator=g).tolist()
+    kn = KneserNey(seqs, order=order, vocab=5, discount=0.75, unigram_discount=0.0)
+    train = []
+    for s in seqs:
+        p = [str(kn.bos)] * (order - 1) + [str(t) for t in s]
+        sent = []
+        for k in range(1, order + 1):  # k-grams ending at a real token, as the suffixes of our top n-grams
+            sent += [g_ for i, g_ in enumerate(ngrams(p, k)) if i + k - 1 >= order - 1]
+        train.append(sent)
+    ref = lm_mod.KneserNeyInterpolated(order, discount=0.75)
+    ref.fit(train, lm_mod.Vocabulary([str(i) for i in range(6)], unk_cutoff=1))
+    contexts = [tuple(seqs[0][:order - 1]), tuple(seqs[3][5:5 + order - 1]), (kn.bos,) * (order - 1), (4,) * (order - 1)]
+    for h in contexts:
+        for w in range(5):
+            assert kn.prob(w, h) == pytest.approx(ref.score(str(w), [str(t) for t in h]), abs=1e-12), (h, w)

@@ -32,8 +32,12 @@ from deepatlas.registry import register_method
 class KneserNey:
     """Counts of one corpus; `prob(w, h)` and `dist(h)` (a list over the vocabulary)."""
 
-    def __init__(self, sequences: list[list[int]], order: int, vocab: int, discount: float = 0.75):
+    def __init__(self, sequences: list[list[int]], order: int, vocab: int, discount: float = 0.75,
+                 unigram_discount: float | None = None):
+        """`unigram_discount` (default: `discount`) = 0 reproduces nltk's KneserNeyInterpolated, whose
+        unigram level is the undiscounted continuation distribution."""
         self.n, self.V, self.D, self.bos = order, vocab, discount, vocab
+        self.D1 = discount if unigram_discount is None else unigram_discount
         grams = Counter()
         for seq in sequences:
             s = [self.bos] * (order - 1) + list(seq)
@@ -57,7 +61,8 @@ class KneserNey:
             if tot is None:
                 continue
             c, types = tot
-            p = max(self.counts[k][ctx].get(w, 0) - self.D, 0) / c + self.D * types / c * p
+            D = self.D if k > 1 else self.D1
+            p = max(self.counts[k][ctx].get(w, 0) - D, 0) / c + D * types / c * p
         return p
 
     def dist(self, h: tuple) -> torch.Tensor:
@@ -68,10 +73,11 @@ class KneserNey:
             if tot is None:
                 continue
             c, types = tot
+            D = self.D if k > 1 else self.D1
             seen = torch.zeros(self.V, dtype=torch.float64)
             for w, cw in self.counts[k][ctx].items():
-                seen[w] = max(cw - self.D, 0)
-            p = seen / c + self.D * types / c * p
+                seen[w] = max(cw - D, 0)
+            p = seen / c + D * types / c * p
         return p
 
 
