@@ -50,6 +50,9 @@ def part_train(out: Path, steps: int, res: dict):
     res.setdefault("train", {})
     for method, name, extra in METHODS:
         run = out / name
+        if (run / "bench.json").exists():  # finished earlier (the script resumes where it stopped)
+            res["train"][name] = json.loads((run / "bench.json").read_text())
+            continue
         t0 = time.perf_counter()
         flags = train_flags(1 if method == "ngram" else steps)
         cli("train", method, "--out", str(run), *DATA, *flags, *(extra if method == "ngram" else NET + extra))
@@ -61,6 +64,7 @@ def part_train(out: Path, steps: int, res: dict):
         params = sum(p.numel() for p in m.parameters())
         res["train"][name] = {"method": method, "params": params, "train_s": round(t1 - t0, 1),
                               "bits_per_char": ev["bits_per_char"], "bound": ev["bound"]}
+        (run / "bench.json").write_text(json.dumps(res["train"][name]))
         print(name, res["train"][name], flush=True)
 
 

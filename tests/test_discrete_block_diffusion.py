@@ -76,3 +76,19 @@ def test_kv_cached_sampling_equals_recomputation():
         b = bd3_sample(net, prompt, 10, block, 3, MASK, use_cache=False)
         assert torch.equal(a, b), block
         assert torch.equal(a[:, :5], prompt) and (a != MASK).all()
+
+
+def test_count_estimator_per_block():
+    from deepatlas.discrete.block_diffusion import block_count_mask
+
+    torch.manual_seed(0)
+    x0 = torch.randint(0, N, (4000, 10))
+    xt, t = block_count_mask(x0, 4, MASK)  # blocks of 4, 4, 2
+    masked = xt == MASK
+    per_block = [masked[:, 0:4].sum(1), masked[:, 4:8].sum(1), masked[:, 8:10].sum(1)]
+    assert all((c >= 1).all() for c in per_block) and per_block[2].max() == 2
+    assert torch.allclose(t[:, 0] * 4, per_block[0].double().to(t.dtype))
+    # E[(1/t) 1{masked}] = 1 per token: the same expectation as t ~ U(0, 1)
+    assert torch.allclose((masked / t).mean(0), torch.ones(10, dtype=t.dtype), atol=0.06)
+    xt1, t1 = block_count_mask(x0, 1, MASK)
+    assert (xt1 == MASK).all() and (t1 == 1).all()  # block 1: every token predicted from its prefix, weight 1

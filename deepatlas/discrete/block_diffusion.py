@@ -46,6 +46,22 @@ def block_times(B: int, L: int, block: int, t_min: float = 1e-3) -> torch.Tensor
     return t.repeat_interleave(block, 1)[:, :L]
 
 
+def block_count_mask(x0: torch.Tensor, block: int, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LLaDA's lower-variance estimator applied per block: in each block of size s draw l ~ U{1..s} and mask
+    l random positions. Returns x_t and the per-token "time" l/s, so that `masked_nelbo`'s 1/t weight is
+    s/l; same expectation as drawing t per block. With block = 1 every token is masked with weight 1:
+    the loss is then exactly the autoregressive NLL, with no variance."""
+    B, L = x0.shape
+    n_blocks = -(-L // block)
+    pos = torch.arange(n_blocks * block)
+    size = (L - (pos // block) * block).clamp(max=block).view(n_blocks, block)[:, 0]  # (n_blocks,)
+    l = (torch.rand(B, n_blocks) * size).floor().long() + 1
+    score = torch.rand(B, n_blocks * block).masked_fill(pos >= L, 2.0).view(B, n_blocks, block)
+    masked = (score.argsort(-1).argsort(-1) < l[..., None]).view(B, -1)[:, :L]
+    t = (l / size).repeat_interleave(block, 1)[:, :L]
+    return torch.where(masked, torch.full_like(x0, mask_id), x0), t
+
+
 @torch.no_grad()
 def bd3_sample(net: Transformer, prompt: torch.Tensor, length: int, block: int, steps: int, mask_id: int,
                use_cache: bool = True) -> torch.Tensor:
