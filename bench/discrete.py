@@ -160,7 +160,8 @@ def part_markdown(res: dict) -> str:
         out += ["| model | params | train time (s) | test bits/char |", "|---|---|---|---|"]
         for name, r in res["train"].items():
             bpc = f"{r['bits_per_char']:.3f}" + (" (bound)" if r["bound"] else "")
-            out.append(f"| {name} | {r['params']:,} | {r['train_s']} | {bpc} |")
+            params = "counts" if r["method"] == "ngram" else f"{r['params']:,}"
+            out.append(f"| {name} | {params} | {r['train_s']} | {bpc} |")
         out.append("")
     if "genppl" in res:
         out += ["| samples | gen. perplexity (AR) | unigram entropy (bits) |", "|---|---|---|"]

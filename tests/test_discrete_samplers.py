@@ -54,3 +54,36 @@ def test_few_steps_are_measurably_worse(data):
     torch.manual_seed(0)
     s = ancestral(lambda z: data.logp_x0(z, V), V, torch.full((N, L), V), 2)
     assert data.tv(s) > BOUND
+
+
+def test_semi_autoregressive_blocks_fill_left_to_right():
+    seen = []
+
+    def fn(z):
+        seen.append(z.clone())
+        return torch.randn(*z.shape, V)
+
+    torch.manual_seed(0)
+    out = llada_generate(fn, torch.zeros(2, 1, dtype=torch.long), 8, 8, V, block_length=4)
+    assert (out != V).all()
+    for z in seen:  # while the first block still has masks, the second is untouched
+        if (z[:, 1:5] == V).any():
+            assert (z[:, 5:] == V).all()
+    assert len(seen) == 8  # one call per step, no guidance
+
+
+def test_classifier_free_guidance():
+    torch.manual_seed(0)
+    table = torch.randn(V + 1, V)
+
+    def fn(z):  # logits at each position depend on the first token (the prompt) only
+        return table[z[:, :1]].expand(-1, z.shape[1], -1) + 0.1 * torch.arange(z.shape[1])[None, :, None]
+
+    prompt = torch.tensor([[0], [1]])
+    plain = llada_generate(fn, prompt, 4, 4, V)
+    same = llada_generate(lambda z: fn(torch.zeros_like(z)), prompt, 4, 4, V, cfg_scale=3.0)
+    assert torch.equal(same, llada_generate(lambda z: fn(torch.zeros_like(z)), prompt, 4, 4, V))  # u == c: no effect
+    guided = llada_generate(fn, prompt, 4, 4, V, cfg_scale=3.0)
+    c, u = table[prompt[:, 0]], table[V]
+    expect = (u + 4 * (c - u)).argmax(-1)
+    assert (guided[:, 1:] == expect[:, None]).all() and plain.shape == guided.shape
