@@ -87,3 +87,11 @@ def test_classifier_free_guidance():
     c, u = table[prompt[:, 0]], table[V]
     expect = (u + 4 * (c - u)).argmax(-1)
     assert (guided[:, 1:] == expect[:, None]).all() and plain.shape == guided.shape
+
+
+@pytest.mark.parametrize("sampler", [euler, tweedie], ids=["euler", "tweedie"])
+def test_sedd_absorbing_ends_without_masks_for_any_score(sampler):
+    proc = Absorbing(V)
+    torch.manual_seed(0)
+    s = sampler(lambda z, t: torch.randn(*z.shape, proc.n_states) - 3.0, proc, proc.prior_sample((200, L)), 4)
+    assert (s != proc.mask_id).all()

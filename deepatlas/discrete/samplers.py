@@ -63,7 +63,10 @@ def _tweedie_step(score_fn: ScoreFn, process: Process, x: torch.Tensor, t: float
     ratios = _ratios(score_fn(x, tt), x, process.generator().double())
     back = ratios @ process.transition(-d)  # (B, L, K): (s exp(-dQ))_y
     fwd = process.transition(d)[:, x].permute(1, 2, 0)  # (B, L, K): exp(dQ)[y, x_t]
-    return _draw((back * fwd).clamp(min=0))
+    w = (back * fwd).clamp(min=0)
+    if s == 0 and process.mask_id is not None:  # at t = 0 nothing is masked; a learned score may not say so exactly
+        w[..., process.mask_id] = 0
+    return _draw(w)
 
 
 @torch.no_grad()
