@@ -1,1 +1,3 @@
-"""placeholder on branch issue-3 (not committed): the real package lives on main."""
+"""Continuous diffusion in the EDM view: preconditioned denoisers, sigma grids, samplers, methods."""
+
+from deepatlas.diffusion import method, samplers  # noqa: F401  (registration)
