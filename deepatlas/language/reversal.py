@@ -1,6 +1,6 @@
 """Accuracy on the key-value reversal task (`deepatlas.data.reversal`), greedy decoding:
 
-- forward: prompt "A is " -> does the model write B?
+- forward: prompt "A is " -> does the model write B? (it generates the name and the full stop)
 - reverse: prompt "B is " -> does it write A? (a fact never seen in this direction: the reversal curse)
 - infill (masked models only): "____ is B." with the first name masked -> does it fill in A?
 """
@@ -17,9 +17,11 @@ def reversal_accuracy(method, dataset, limit: int = 400) -> dict:
     A = torch.stack([tok.encode(a) for a, _ in pairs])
     Bn = torch.stack([tok.encode(b) for _, b in pairs])
     is_ = tok.encode(" is ").expand(len(pairs), -1)
-    greedy = dict(temperature=0.0, steps=k, remasking="low_confidence")
-    fwd = method.generate(torch.cat([A, is_], 1), k, **greedy)[:, -k:]
-    rev = method.generate(torch.cat([Bn, is_], 1), k, **greedy)[:, -k:]
+    # k + 1 tokens: the name and the full stop, so that a fixed-length (diffusion) answer has the trained length
+    greedy = dict(temperature=0.0, steps=k + 1, remasking="low_confidence")
+    P = A.shape[1] + is_.shape[1]
+    fwd = method.generate(torch.cat([A, is_], 1), k + 1, **greedy)[:, P:P + k]
+    rev = method.generate(torch.cat([Bn, is_], 1), k + 1, **greedy)[:, P:P + k]
     out = {"forward_accuracy": float((fwd == Bn).all(1).float().mean()),
            "reverse_accuracy": float((rev == A).all(1).float().mean())}
     if hasattr(method, "infill"):
