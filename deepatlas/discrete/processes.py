@@ -75,7 +75,7 @@ class Absorbing(Process):
         return Q
 
     def transition(self, d: torch.Tensor) -> torch.Tensor:
-        d = torch.as_tensor(d, dtype=torch.float64 if torch.is_tensor(d) and d.dtype == torch.float64 else torch.float32)
+        d = _as_float(d)
         e = torch.exp(-d)[..., None, None]
         eye = torch.eye(self.n_states, dtype=d.dtype)
         to_mask = torch.zeros(self.n_states, self.n_states, dtype=d.dtype)
@@ -100,13 +100,18 @@ class Uniform(Process):
         return torch.full((self.n_states, self.n_states), 1 / self.n_states) - torch.eye(self.n_states)
 
     def transition(self, d: torch.Tensor) -> torch.Tensor:
-        d = torch.as_tensor(d, dtype=torch.float64 if torch.is_tensor(d) and d.dtype == torch.float64 else torch.float32)
+        d = _as_float(d)
         e = torch.exp(-d)[..., None, None]
         N = self.n_states
         return e * torch.eye(N, dtype=d.dtype) + (1 - e) * torch.full((N, N), 1 / N, dtype=d.dtype)
 
     def _replacement(self, x0):
         return torch.randint(0, self.n_states, x0.shape, device=x0.device)
+
+
+def _as_float(d) -> torch.Tensor:
+    d = torch.as_tensor(d)
+    return d if d.is_floating_point() else d.float()
 
 
 PROCESSES = {"absorbing": Absorbing, "uniform": Uniform}
