@@ -15,6 +15,8 @@ from deepatlas.errors import unknown
 FAMILIES = (
     "deepatlas.data",
     "deepatlas.diffusion",
+    "deepatlas.discrete",
+    "deepatlas.language",
     "deepatlas.report",
     "deepatlas.representation",
 )

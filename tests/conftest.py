@@ -41,3 +41,11 @@ def toy_regression():
     y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
     data = Dataset("toy", DataInfo("vector", (3,)), TensorData(x=x, y=y), TensorData(x=x[:32], y=y[:32]))
     return Regression, data
+
+
+@pytest.fixture(scope="session")
+def tiny_text():
+    """The default text corpus, char tokens, sequences of 32."""
+    from deepatlas.data.base import DataConfig, load_dataset
+
+    return load_dataset(DataConfig(name="text", seq_len=32))

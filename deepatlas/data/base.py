@@ -60,6 +60,7 @@ class Dataset:
     info: DataInfo
     train: Any  # TensorData or anything with __len__ and get(idx) -> dict
     test: Any
+    val: Any = None  # a validation split, where the dataset has one (text)
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:

@@ -1,0 +1,97 @@
+"""SEDD (score entropy discrete diffusion) with the absorbing or the uniform process.
+
+The network sees x_t and the noise level sigma_bar(t) (sinusoidal features added to every position) and
+outputs log ratios log s(x_t)_{l,y}. For the absorbing process the output is shifted by
+log(alpha / (1 - alpha)) (SEDD's scaling: the exact ratio is alpha/(1-alpha) p(x0^l = y | x_t)), so the
+network's exponentiated output plays the part of an unnormalised p(x0 | x_t). Training minimises the
+score-entropy bound (`score_entropy.py`) with t drawn uniformly in [t_min, 1 - t_min]; for the uniform
+process the prior term at 1 - t_min is added. Samplers: Euler (tau-leaping) and Tweedie.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deepatlas.config import option
+from deepatlas.discrete.masked_diffusion import sample_times
+from deepatlas.discrete.processes import PROCESSES
+from deepatlas.discrete.samplers import euler, tweedie
+from deepatlas.discrete.score_entropy import prior_kl, score_entropy
+from deepatlas.errors import UserError
+from deepatlas.language.lm import LanguageModel, TransformerConfig
+from deepatlas.nn.transformer import Transformer
+from deepatlas.registry import register_method
+
+
+class NoiseEmbedding(nn.Module):
+    """sigma_bar (B,) -> (B, d): sinusoids of log-spaced frequencies, then an MLP."""
+
+    def __init__(self, d: int, n_freq: int = 16):
+        super().__init__()
+        self.register_buffer("freq", torch.exp(torch.linspace(0, math.log(1000), n_freq)))
+        self.mlp = nn.Sequential(nn.Linear(2 * n_freq, d), nn.SiLU(), nn.Linear(d, d))
+
+    def forward(self, sigma_bar):
+        a = sigma_bar.float()[:, None] * self.freq
+        return self.mlp(torch.cat([a.sin(), a.cos()], -1))
+
+
+class SEDD(LanguageModel):
+    is_bound = True
+    process_name = "absorbing"
+
+    @dataclass
+    class Config(TransformerConfig):
+        sampler: str = option("tweedie", "default sampler: euler | tweedie", choices=("euler", "tweedie"))
+        steps: int = option(128, "default sampling steps", low=1)
+        t_min: float = option(1e-3, "times are drawn in [t_min, 1 - t_min]", low=1e-6, high=0.1)
+
+    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0}}
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.process = PROCESSES[self.process_name](self.vocab)
+        K = self.process.n_states
+        self.net = Transformer(K, K, cfg.d_model, cfg.n_layers, cfg.n_heads)
+        self.noise = NoiseEmbedding(cfg.d_model)
+
+    def log_score(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(torch.float32)
+        h = self.net(xt, cond=self.noise(self.process.sigma_bar(t)))
+        if self.process.mask_id is not None:
+            # log(alpha / (1 - alpha)); - log N starts the unnormalised p(x0 | x_t) near a distribution
+            h = h + torch.log((1 - t) / t)[:, None, None] - math.log(self.vocab)
+        return h
+
+    def nll(self, x):
+        lo, hi = self.cfg.t_min, 1 - self.cfg.t_min
+        t = sample_times(len(x), lo, hi, x.device)
+        xt = self.process.sample(x, t)
+        se = score_entropy(self.log_score(xt, t), xt, x, t, self.process) * (hi - lo)
+        return se + prior_kl(x, torch.full((len(x),), hi), self.process).to(se.dtype)
+
+    @torch.no_grad()
+    def generate(self, prompt, length, steps=None, sampler=None, **_):
+        steps, sampler = steps or self.cfg.steps, sampler or self.cfg.sampler
+        if sampler not in ("euler", "tweedie"):
+            raise UserError(f"SEDD samplers are euler and tweedie, got {sampler!r}")
+        P = prompt.shape[1]
+        x = torch.cat([prompt, self.process.prior_sample((len(prompt), length))], 1)
+        fixed = torch.zeros_like(x, dtype=torch.bool)
+        fixed[:, :P] = True
+        run = euler if sampler == "euler" else tweedie
+        return run(self.log_score, self.process, x, steps, t_max=1 - self.cfg.t_min, fixed=fixed)
+
+
+@register_method("sedd-absorb", "discrete", "SEDD: score entropy with the absorbing (mask) process; Euler/Tweedie samplers")
+class SEDDAbsorb(SEDD):
+    process_name = "absorbing"
+
+
+@register_method("sedd-uniform", "discrete", "SEDD: score entropy with the uniform process; Euler/Tweedie samplers")
+class SEDDUniform(SEDD):
+    process_name = "uniform"
