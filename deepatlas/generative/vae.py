@@ -74,9 +74,10 @@ class VAE(Method):
 
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """(k, B): log p(x|z) + log p(z) - log q(z|x) at z = mu + sigma * eps."""
-        x = x.flatten(1).float()
+        x = x.flatten(1)
+        x = x if x.is_floating_point() else x.float()
         mu, log_std = self.encode(x)
-        eps = torch.randn(k, *mu.shape)
+        eps = torch.randn(k, *mu.shape, dtype=mu.dtype)
         z = mu + torch.exp(log_std) * eps  # (k, B, L)
         log_q = gaussian_log_prob(z, mu, log_std)
         log_prior = (-0.5 * z ** 2 - 0.5 * LOG2PI).sum(-1)
