@@ -36,8 +36,8 @@ class GAN(Method):
         gp_weight: float = option(10.0, "WGAN-GP gradient-penalty weight lambda", low=0.0)
 
     defaults = {"data": {"name": "toy2d", "variant": "gaussians8"},
-                "train": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "grad_clip": 0.0, "warmup": 0,
-                          "batch_size": 128, "steps": 3000}}
+                "train": {"lr": 1e-3, "beta1": 0.5, "beta2": 0.999, "grad_clip": 0.0, "warmup": 0,
+                          "batch_size": 256, "steps": 3000, "ema_decay": 0.0}}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
