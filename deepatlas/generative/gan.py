@@ -113,5 +113,5 @@ class GAN(Method):
 
             return {"n": n, **count_modes(x, gaussians8_centers(), std=0.1)}
         if self.image:
-            return {"n": n, **fid_or_none(x.view(n, *self.info.shape), dataset.name)}
+            return {"n": n, **fid_or_none(x, dataset)}
         return {"n": n}

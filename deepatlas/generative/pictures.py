@@ -24,10 +24,11 @@ def save_samples(x: torch.Tensor, info, path: str | Path, reference: torch.Tenso
     return save_grid(v * 2 - 1 if info.extra.get("binary") else v, path)
 
 
-def fid_or_none(samples: torch.Tensor, dataset_name: str) -> dict[str, float]:
-    """FID against the dataset's in-domain classifier features, when deepatlas.eval.fid exists."""
-    try:
-        from deepatlas.eval.fid import fid
-    except ImportError:
+def fid_or_none(samples: torch.Tensor, dataset) -> dict[str, float]:
+    """FID (deepatlas.eval.fid: in-domain classifier features) of grey images against the test split.
+    Skipped for binarised data: the cached feature network is per dataset name and trained on grey images."""
+    if dataset.info.kind != "image" or dataset.info.extra.get("binary"):
         return {}
-    return {"fid": float(fid(samples, dataset_name))}
+    from deepatlas.eval.fid import fid_against_test
+
+    return fid_against_test(samples.view(len(samples), *dataset.info.shape), dataset)

@@ -96,7 +96,7 @@ class FlowMethod(Method):
         nll = torch.cat([self.nll(xb) for xb in x.split(batch)]).mean().item()
         if self.image:
             out = {"n": len(x), "bits_per_dim": nll, "nll_nats": nll * self.dims * math.log(2)}
-            out.update(fid_or_none(self.draw(min(n, 1000)), dataset.name))
+            out.update(fid_or_none(self.draw(n), dataset))
             return out
         return {"n": len(x), "nll_nats": nll}
 
