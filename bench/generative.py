@@ -2,7 +2,7 @@
 a fixed number of steps on one CPU thread, then evaluates; it prints one JSON line per model with the
 measured CPU seconds, steps/s and the metric. Results are copied into bench/RESULTS.md by hand.
 
-    OMP_NUM_THREADS=1 python bench/generative.py --part ar|vae|flows|gan|peers-flows|peers-vae
+    OMP_NUM_THREADS=1 python bench/generative.py --part ar|vae|flows|gan|fid|peers-flows|peers-vae
 
 Data: binarised Fashion-MNIST (fixed Bernoulli draw: train seed 0, test seed 1), grey Fashion-MNIST,
 toy2d. Budgets are small on purpose (the whole suite is ~25 CPU-minutes): these are not converged numbers.
@@ -95,6 +95,28 @@ def part_gan(args):
         t = train(m, data, int(args.gan_steps * args.scale), 256, args.gan_lr, beta1=0.5, grad_clip=0.0, warmup=0)
         r = m.evaluate(data, 2500)
         report(f"gan {loss}", **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
+
+
+def part_fid(args):
+    """FID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder VAE
+    on grey digits, with as many samples as the test split holds (359), like the diffusion benchmark."""
+    from deepatlas.generative.gan import GAN
+    from deepatlas.generative.pictures import fid_or_none
+    from deepatlas.generative.vae import VAE
+
+    data = load_dataset(DataConfig(name=args.fid_data))
+    n = args.n_fid or len(data.test)
+    plans = [("dcgan non-saturating", GAN(GAN.Config(loss="non-saturating"), data.info), 2e-4, dict(beta1=0.5, grad_clip=0.0, warmup=0)),
+             ("dcgan wgan-gp", GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info), 2e-4, dict(beta1=0.5, beta2=0.9, grad_clip=0.0, warmup=0)),
+             ("vae gaussian decoder", VAE(VAE.Config(decoder="gaussian", latent=16), data.info), 1e-3, {})]
+    for name, m, lr, kw in plans:
+        torch.manual_seed(0)
+        t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
+        torch.manual_seed(0)
+        x = m.draw(n, seed=0)
+        r = fid_or_none(x, data)
+        report(name, data=args.fid_data, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
+               fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
 
 
 def plain_loop(loss_fn, params, data, steps, batch, lr, seed=0):
@@ -214,12 +236,15 @@ def part_peers_vae(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--part", required=True, choices=("ar", "vae", "flows", "gan", "peers-flows", "peers-vae"))
+    p.add_argument("--part", required=True, choices=("ar", "vae", "flows", "gan", "fid", "peers-flows", "peers-vae"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--n-iwae", type=int, default=200)
     p.add_argument("--gan-steps", type=int, default=3000)
     p.add_argument("--gan-lr", type=float, default=1e-3)
+    p.add_argument("--fid-data", default="digits")
+    p.add_argument("--fid-steps", type=int, default=1500)
+    p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
     args = p.parse_args()
     torch.set_num_threads(1)
     globals()["part_" + args.part.replace("-", "_")](args)
