@@ -92,3 +92,22 @@ def test_gan_phases_run_and_shapes(loss, shape):
     assert m.draw(3).shape == (3, *shape)
     groups = m.optim_groups()
     assert {id(p) for p in groups["disc"]}.isdisjoint(id(p) for p in groups["gen"])
+
+
+@pytest.mark.slow
+def test_wgan_gp_covers_all_eight_gaussians():
+    import tempfile
+
+    from deepatlas.data.base import DataConfig
+    from deepatlas.data.toy2d import load
+    from deepatlas.train.config import TrainConfig
+    from deepatlas.train.trainer import fit
+
+    data = load(DataConfig(name="toy2d", variant="gaussians8"))
+    torch.manual_seed(0)
+    m = GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info)
+    with tempfile.TemporaryDirectory() as d:
+        fit(m, data, TrainConfig(steps=2000, batch_size=256, lr=1e-3, beta1=0.5, warmup=0, grad_clip=0, ema_decay=0,
+                                 ckpt_every=10**9), d, progress=False)
+    r = count_modes(m.draw(2500), gaussians8_centers(), 0.1)
+    assert r["modes"] == 8 and r["high_quality"] > 0.5, r
