@@ -165,3 +165,20 @@ def test_flows_refuse_binary_data():
 
     with pytest.raises(UserError, match="binarize"):
         Glow(Glow.Config(), DataInfo("image", (1, 8, 8), 10, {"binary": True}))
+
+
+def test_too_many_levels_is_a_user_error():
+    from deepatlas.errors import UserError
+    from deepatlas.generative.flows.method import Glow
+
+    with pytest.raises(UserError, match="--model-levels"):
+        Glow(Glow.Config(levels=3), DataInfo("image", (1, 28, 28), 10, {"levels": 256}))
+
+
+def test_multiscale_on_fashion_sized_images_inverts():
+    torch.manual_seed(0)
+    flow = _randomise(glow((1, 28, 28), steps=1, levels=2, hidden=4), scale=0.05)
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    z, _ = flow(x)
+    assert z.shape == (2, 784)
+    assert torch.allclose(flow.inverse(z), x, atol=1e-5)

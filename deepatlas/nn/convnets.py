@@ -12,10 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepatlas.errors import UserError
+
 
 def _check_size(h: int, w: int) -> None:
     if h % 4 or w % 4:
-        raise ValueError(f"DCGAN nets need image sides divisible by 4, got {h}x{w}")
+        raise UserError(f"DCGAN nets need image sides divisible by 4, got {h}x{w}")
 
 
 class DCGANGenerator(nn.Module):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from deepatlas.errors import UserError
 from deepatlas.generative.flows.base import Flow, Sequence
 
 
@@ -34,7 +35,7 @@ def level_shapes(shape: tuple[int, int, int], levels: int) -> list[tuple[int, in
     out = []
     for lvl in range(levels):
         if h % 2 or w % 2:
-            raise ValueError(f"cannot squeeze a {h}x{w} map at level {lvl + 1}; use fewer levels")
+            raise UserError(f"cannot squeeze a {h}x{w} map at level {lvl + 1} of {levels}; use fewer --model-levels")
         c, h, w = 4 * c, h // 2, w // 2
         out.append((c, h, w))
         if lvl < levels - 1:
