@@ -53,6 +53,16 @@ def part_ar(args):
         report(name, **t, test_examples=r["n"], nll_nats=round(r["nll_nats"], 2))
 
 
+def part_floor(args):
+    """The binarisation-noise floor: E_x[-log p(x_bin)] >= H(x_bin | grey image) = sum of per-pixel Bernoulli
+    entropies H(p_ij), p_ij = grey intensity. No model of the binarised test images can average below it."""
+    data = load_dataset(DataConfig(name="fashion-mnist"))
+    p = ((data.test["x"].double() + 1) / 2).clamp(0, 1)
+    h = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).flatten(1).sum(1)
+    report("binarisation floor", test_examples=len(h), nats_all=round(h.mean().item(), 2),
+           nats_first_2000=round(h[:2000].mean().item(), 2), nats_first_200=round(h[:200].mean().item(), 2))
+
+
 def part_vae(args):
     from deepatlas.generative.vae import VAE
 
@@ -236,7 +246,7 @@ def part_peers_vae(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--part", required=True, choices=("ar", "vae", "flows", "gan", "fid", "peers-flows", "peers-vae"))
+    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "gan", "fid", "peers-flows", "peers-vae"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--n-iwae", type=int, default=200)
