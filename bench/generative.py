@@ -100,11 +100,13 @@ def part_gan(args):
 
     data = load_dataset(DataConfig(name="toy2d", variant="gaussians8"))
     for loss, ncrit in (("minimax", 1), ("non-saturating", 1), ("wgan-gp", 5)):
+        if args.gan_losses and loss not in args.gan_losses:
+            continue
         torch.manual_seed(0)
         m = GAN(GAN.Config(loss=loss, n_critic=ncrit), data.info)
         t = train(m, data, int(args.gan_steps * args.scale), 256, args.gan_lr, beta1=0.5, grad_clip=0.0, warmup=0)
         r = m.evaluate(data, 2500)
-        report(f"gan {loss}", **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
+        report(f"gan {loss}", lr=args.gan_lr, **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
 
 
 def part_fid(args):
@@ -252,6 +254,7 @@ def main():
     p.add_argument("--n-iwae", type=int, default=200)
     p.add_argument("--gan-steps", type=int, default=3000)
     p.add_argument("--gan-lr", type=float, default=1e-3)
+    p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)
     p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
