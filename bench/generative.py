@@ -67,7 +67,7 @@ def part_vae(args):
     from deepatlas.generative.vae import VAE
 
     data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
-    for k in (1, 5):
+    for k in args.vae_ks:
         torch.manual_seed(0)
         m = VAE(VAE.Config(latent=32, hidden=256, k=k), data.info)
         t = train(m, data, int(1500 * args.scale), 100, 1e-3)
@@ -255,6 +255,7 @@ def main():
     p.add_argument("--gan-steps", type=int, default=3000)
     p.add_argument("--gan-lr", type=float, default=1e-3)
     p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
+    p.add_argument("--vae-ks", type=int, nargs="+", default=[1, 5], help="training bounds L_k of the vae part")
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)
     p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
