@@ -31,4 +31,5 @@ def fid_or_none(samples: torch.Tensor, dataset) -> dict[str, float]:
         return {}
     from deepatlas.eval.fid import fid_against_test
 
-    return fid_against_test(samples.view(len(samples), *dataset.info.shape), dataset)
+    with torch.enable_grad():  # the first call trains the cached feature classifier; evaluate() runs under no_grad
+        return fid_against_test(samples.view(len(samples), *dataset.info.shape), dataset)
