@@ -154,6 +154,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    import inspect
+
     import torch
 
     from deepatlas.train.atomic import write_json_atomic
@@ -163,7 +165,10 @@ def cmd_eval(args) -> int:
         raise UserError(f"--n must be >= 1, got {args.n}")
     method, dataset, cfg, step = open_run(args.run, args.weights)
     torch.manual_seed(args.seed)
-    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n)}
+    opts = {}
+    if "folder" in inspect.signature(method.evaluate).parameters:  # methods that also write pictures
+        opts["folder"] = Path(args.run) / "eval"
+    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n, **opts)}
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(json.dumps(result, indent=2))
     return 0

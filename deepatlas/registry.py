@@ -17,6 +17,7 @@ FAMILIES = (
     "deepatlas.diffusion",
     "deepatlas.generative",
     "deepatlas.report",
+    "deepatlas.representation",
 )
 
 
