@@ -131,6 +131,18 @@ def part_fid(args):
                fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
 
 
+def part_fid_ref(args):
+    """Reference FID: real training images against the test split, same sample count (the floor at this n)."""
+    from deepatlas.generative.pictures import fid_or_none
+
+    data = load_dataset(DataConfig(name=args.fid_data))
+    n = args.n_fid or len(data.test)
+    x = data.train.get(torch.arange(n))["x"]
+    r = fid_or_none(x, data)
+    report("real training images", data=args.fid_data, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
+           fid_n_reference=r["fid_n_reference"])
+
+
 def plain_loop(loss_fn, params, data, steps, batch, lr, seed=0):
     """The same loop for ours and the peer: AdamW, fixed batch order, no clipping; returns CPU seconds."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -248,7 +260,7 @@ def part_peers_vae(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "gan", "fid", "peers-flows", "peers-vae"))
+    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "gan", "fid", "fid-ref", "peers-flows", "peers-vae"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--n-iwae", type=int, default=200)
