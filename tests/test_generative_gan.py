@@ -111,3 +111,10 @@ def test_wgan_gp_covers_all_eight_gaussians():
                                  ckpt_every=10**9), d, progress=False)
     r = count_modes(m.draw(2500), gaussians8_centers(), 0.1)
     assert r["modes"] == 8 and r["high_quality"] > 0.5, r
+
+
+@pytest.mark.parametrize("loss,expected", [("wgan-gp", 5), ("non-saturating", 1), ("minimax", 1)])
+def test_default_critic_steps(loss, expected):
+    m = GAN(GAN.Config(loss=loss, width=8), DataInfo("vector", (2,)))
+    phases = [p for p, _ in m.train_phases({"x": torch.randn(4, 2)})]
+    assert phases == ["disc"] * expected + ["gen"]
