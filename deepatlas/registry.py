@@ -17,6 +17,8 @@ FAMILIES = (
     "deepatlas.diffusion",
     "deepatlas.discrete",
     "deepatlas.language",
+
+    "deepatlas.generative",
     "deepatlas.report",
     "deepatlas.representation",
 )

@@ -24,5 +24,5 @@ def load(cfg: DataConfig) -> Dataset:
     tr, te = split(len(x), 0.2, seed=cfg.seed)
     if cfg.size:
         tr = tr[: cfg.size]
-    info = DataInfo("image", tuple(x.shape[1:]), 10, {"binary": cfg.binarize})
+    info = DataInfo("image", tuple(x.shape[1:]), 10, {"binary": cfg.binarize, "levels": 17})
     return Dataset("digits", info, TensorData(x=x[tr], y=y[tr]), TensorData(x=x[te], y=y[te]))

@@ -48,5 +48,5 @@ def load(cfg: DataConfig) -> Dataset:
         xtr, xte = binarize(xtr, cfg.seed), binarize(xte, cfg.seed + 1)
     if cfg.size:
         xtr, ytr = xtr[: cfg.size], ytr[: cfg.size]
-    info = DataInfo("image", tuple(xtr.shape[1:]), 10, {"binary": cfg.binarize, "classes": CLASSES})
+    info = DataInfo("image", tuple(xtr.shape[1:]), 10, {"binary": cfg.binarize, "classes": CLASSES, "levels": 256})
     return Dataset("fashion-mnist", info, TensorData(x=xtr, y=ytr), TensorData(x=xte, y=yte))

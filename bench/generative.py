@@ -1,0 +1,292 @@
+"""Benchmarks of the classical generative models (issue 4). Each part trains with the shared trainer for
+a fixed number of steps on one CPU thread, then evaluates; it prints one JSON line per model with the
+measured CPU seconds, steps/s and the metric. Results are copied into bench/RESULTS.md by hand.
+
+    OMP_NUM_THREADS=1 python bench/generative.py --part ar|vae|flows|gan|fid|peers-flows|peers-vae
+
+Data: binarised Fashion-MNIST (fixed Bernoulli draw: train seed 0, test seed 1), grey Fashion-MNIST,
+toy2d. Budgets are small on purpose (the whole suite is ~25 CPU-minutes): these are not converged numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+
+import torch
+
+from deepatlas.data.base import DataConfig, load_dataset
+from deepatlas.train.config import TrainConfig
+from deepatlas.train.trainer import fit
+
+
+def train(method, data, steps, batch, lr, **kw):
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup=kw.pop("warmup", 50), ema_decay=kw.pop("ema", 0.0),
+                      ckpt_every=10**9, log_every=max(steps // 5, 1), threads=1, **kw)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() as d:
+        fit(method, data, cfg, d, progress=False)
+    cpu = time.process_time() - c0
+    return {"steps": steps, "batch": batch, "cpu_s": round(cpu, 1), "wall_s": round(time.perf_counter() - t0, 1),
+            "steps_per_cpu_s": round(steps / cpu, 2)}
+
+
+def report(name, **kw):
+    print(json.dumps({"model": name, **kw}), flush=True)
+
+
+def part_ar(args):
+    from deepatlas.generative.autoregressive.method import FVSBNMethod, MADEMethod, NADEMethod
+
+    data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
+    plans = [("fvsbn", FVSBNMethod, FVSBNMethod.Config(), 1500, 3e-3),
+             ("nade", NADEMethod, NADEMethod.Config(hidden=256), 500, 3e-3),
+             ("made", MADEMethod, MADEMethod.Config(hidden=500), 1500, 1e-3),
+             ("made, 8 orders + connectivities", MADEMethod,
+              MADEMethod.Config(hidden=500, num_masks=8, order_agnostic=True), 1500, 1e-3)]
+    for name, cls, cfg, steps, lr in plans:
+        if args.ar_models and name.split(",")[0] not in args.ar_models:
+            continue
+        torch.manual_seed(0)
+        m = cls(cfg, data.info)
+        t = train(m, data, int(steps * args.scale), 100, lr)
+        r = m.evaluate(data, args.n_test)
+        report(name, **t, test_examples=r["n"], nll_nats=round(r["nll_nats"], 2))
+        if getattr(cfg, "num_masks", 1) > 1:  # the first mask set alone, without the ensemble
+            m.train()
+            m.net.set_mask(0)
+            with torch.no_grad():
+                x = data.test.get(torch.arange(args.n_test))["x"]
+                single = -torch.cat([m.log_prob(xb) for xb in x.split(500)]).mean().item()
+            report(name + " (mask set 0 alone)", test_examples=len(x), nll_nats=round(single, 2))
+
+
+def part_floor(args):
+    """The binarisation-noise floor: E_x[-log p(x_bin)] >= H(x_bin | grey image) = sum of per-pixel Bernoulli
+    entropies H(p_ij), p_ij = grey intensity. No model of the binarised test images can average below it."""
+    data = load_dataset(DataConfig(name="fashion-mnist"))
+    p = ((data.test["x"].double() + 1) / 2).clamp(0, 1)
+    h = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).flatten(1).sum(1)
+    report("binarisation floor", test_examples=len(h), nats_all=round(h.mean().item(), 2),
+           nats_first_2000=round(h[:2000].mean().item(), 2), nats_first_200=round(h[:200].mean().item(), 2))
+
+
+def part_vae(args):
+    from deepatlas.generative.vae import VAE
+
+    data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
+    for k in args.vae_ks:
+        torch.manual_seed(0)
+        m = VAE(VAE.Config(latent=32, hidden=256, k=k), data.info)
+        t = train(m, data, int(1500 * args.scale), 100, 1e-3)
+        m.eval()
+        torch.manual_seed(0)
+        c0 = time.process_time()
+        small = m.evaluate(data, args.n_test, k=1)  # ELBO on the large subset
+        iw = m.evaluate(data, args.n_iwae, k=5000)
+        report(f"vae (train k={k})", **t, elbo_test_examples=small["n"], nll_elbo_nats=round(small["nll_elbo_nats"], 2),
+               iwae_test_examples=iw["n"], nll_elbo_nats_iwae_subset=round(iw["nll_elbo_nats"], 2),
+               nll_iwae5000_nats=round(iw["nll_iwae5000_nats"], 2), eval_cpu_s=round(time.process_time() - c0, 1))
+
+
+def part_flows(args):
+    from deepatlas.generative.flows.method import Glow, RealNVP
+
+    data = load_dataset(DataConfig(name="fashion-mnist"))
+    for name, cls in (("realnvp", RealNVP), ("glow", Glow)):
+        torch.manual_seed(0)
+        m = cls(cls.Config(steps=2, levels=2, hidden=32), data.info)
+        t = train(m, data, int(400 * args.scale), 64, 1e-3)
+        torch.manual_seed(0)
+        r = m.evaluate(data, args.n_test, fid=False)
+        report(name, **t, params=sum(p.numel() for p in m.parameters()), test_examples=r["n"],
+               bits_per_dim=round(r["bits_per_dim"], 3))
+
+
+def part_gan(args):
+    from deepatlas.generative.gan import GAN
+
+    data = load_dataset(DataConfig(name="toy2d", variant="gaussians8"))
+    for loss, ncrit in (("minimax", 1), ("non-saturating", 1), ("wgan-gp", 5)):
+        if args.gan_losses and loss not in args.gan_losses:
+            continue
+        torch.manual_seed(0)
+        m = GAN(GAN.Config(loss=loss, n_critic=ncrit), data.info)
+        t = train(m, data, int(args.gan_steps * args.scale), 256, args.gan_lr, beta1=0.5, grad_clip=0.0, warmup=0)
+        r = m.evaluate(data, 2500)
+        report(f"gan {loss}", lr=args.gan_lr, **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
+
+
+def part_fid(args):
+    """FID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder VAE
+    on grey digits, with as many samples as the test split holds (359), like the diffusion benchmark."""
+    from deepatlas.generative.gan import GAN
+    from deepatlas.generative.pictures import fid_or_none
+    from deepatlas.generative.vae import VAE
+
+    data = load_dataset(DataConfig(name=args.fid_data))
+    n = args.n_fid or len(data.test)
+    plans = [("dcgan non-saturating", GAN(GAN.Config(loss="non-saturating"), data.info), 2e-4, dict(beta1=0.5, grad_clip=0.0, warmup=0)),
+             ("dcgan wgan-gp", GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info), 2e-4, dict(beta1=0.5, beta2=0.9, grad_clip=0.0, warmup=0)),
+             ("vae gaussian decoder", VAE(VAE.Config(decoder="gaussian", latent=16), data.info), 1e-3, {})]
+    for name, m, lr, kw in plans:
+        torch.manual_seed(0)
+        t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
+        torch.manual_seed(0)
+        x = m.draw(n, seed=0)
+        r = fid_or_none(x, data)
+        report(name, data=args.fid_data, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
+               fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
+
+
+def part_fid_ref(args):
+    """Reference FID: real training images against the test split, same sample count (the floor at this n)."""
+    from deepatlas.generative.pictures import fid_or_none
+
+    data = load_dataset(DataConfig(name=args.fid_data))
+    n = args.n_fid or len(data.test)
+    x = data.train.get(torch.arange(n))["x"]
+    r = fid_or_none(x, data)
+    report("real training images", data=args.fid_data, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
+           fid_n_reference=r["fid_n_reference"])
+
+
+def plain_loop(loss_fn, params, data, steps, batch, lr, seed=0):
+    """The same loop for ours and the peer: AdamW, fixed batch order, no clipping; returns CPU seconds."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    c0 = time.process_time()
+    for step in range(steps):
+        idx = torch.randint(len(data.train), (batch,), generator=g)
+        torch.manual_seed(seed * 1000 + step)
+        loss = loss_fn(data.train.get(idx)["x"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.process_time() - c0
+
+
+def part_peers_flows(args):
+    """RealNVP on two moons: ours vs normflows, same coupling count, MLP widths, optimizer, batches."""
+    import normflows as nf
+
+    from deepatlas.generative.flows.method import RealNVP
+
+    data = load_dataset(DataConfig(name="toy2d", variant="moons"))
+    steps, batch, lr, K, H = int(2000 * args.scale), 256, 1e-3, 8, 64
+    x_test = data.test.get(torch.arange(len(data.test)))["x"]
+    torch.manual_seed(0)
+    ours = RealNVP(RealNVP.Config(steps=K, hidden=H), data.info)
+    cpu = plain_loop(lambda x: ours.loss({"x": x})["loss"], list(ours.parameters()), data, steps, batch, lr)
+    with torch.no_grad():
+        nll = -ours.log_prob(x_test).mean().item()
+    n_ours = sum(p.numel() for p in ours.parameters())
+    report("realnvp (deepatlas)", steps=steps, batch=batch, params=n_ours, cpu_s=round(cpu, 1),
+           steps_per_cpu_s=round(steps / cpu, 1), test_nll_nats=round(nll, 3))
+    torch.manual_seed(0)
+    flows = []
+    for _ in range(K):  # normflows: split coupling on one half + swap, MLP 1 -> H -> H -> 2
+        flows += [nf.flows.AffineCouplingBlock(nf.nets.MLP([1, H, H, 2], init_zeros=True)), nf.flows.Permute(2, mode="swap")]
+    peer = nf.NormalizingFlow(nf.distributions.base.DiagGaussian(2, trainable=False), flows)
+    cpu_p = plain_loop(lambda x: peer.forward_kld(x), list(peer.parameters()), data, steps, batch, lr)
+    with torch.no_grad():
+        nll_p = -peer.log_prob(x_test).mean().item()
+    report("realnvp (normflows 1.7.3)", steps=steps, batch=batch, params=sum(p.numel() for p in peer.parameters()),
+           cpu_s=round(cpu_p, 1), steps_per_cpu_s=round(steps / cpu_p, 1), test_nll_nats=round(nll_p, 3),
+           speed_ratio_ours_over_peer=round(cpu_p / cpu, 2), nll_difference_ours_minus_peer=round(nll - nll_p, 3))
+
+
+def part_peers_vae(args):
+    """VAE on binarised Fashion-MNIST: ours vs pythae with the same MLP encoder/decoder, optimizer and batches;
+    both evaluated with the same IWAE estimator (deepatlas.generative.iwae)."""
+    from pythae.models import VAE as PVAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    from deepatlas.generative.iwae import elbo, iwae_bound
+    from deepatlas.generative.vae import VAE, gaussian_log_prob
+    from deepatlas.nn.feedforward import mlp
+
+    data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
+    steps, batch, lr, L, H = int(1500 * args.scale), 100, 1e-3, 32, 256
+    x_test = data.test.get(torch.arange(args.n_iwae))["x"]
+
+    def bounds(model):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            e = torch.cat([elbo(model, xb) for xb in x_test.split(50)]).mean().item()
+            iw = torch.cat([iwae_bound(model, xb, 5000, 500) for xb in x_test.split(50)]).mean().item()
+        return -e, -iw
+
+    torch.manual_seed(0)
+    ours = VAE(VAE.Config(latent=L, hidden=H), data.info)
+    cpu = plain_loop(lambda x: ours.loss({"x": x})["loss"], list(ours.parameters()), data, steps, batch, lr)
+    ours.eval()
+    e, iw = bounds(ours)
+    report("vae (deepatlas)", steps=steps, batch=batch, cpu_s=round(cpu, 1), steps_per_cpu_s=round(steps / cpu, 1),
+           test_examples=len(x_test), nll_elbo_nats=round(e, 2), nll_iwae5000_nats=round(iw, 2))
+
+    class Enc(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp(784, 2 * L, H, 2)
+
+        def forward(self, x):
+            mu, log_std = self.net(x.flatten(1)).chunk(2, -1)
+            return ModelOutput(embedding=mu, log_covariance=2 * log_std)
+
+    class Dec(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp(L, 784, H, 2)
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(len(z), 1, 28, 28))
+
+    torch.manual_seed(0)
+    peer = PVAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=L, reconstruction_loss="bce"), encoder=Enc(), decoder=Dec())
+    peer.train()
+    cpu_p = plain_loop(lambda x: peer({"data": x}).loss, list(peer.parameters()), data, steps, batch, lr)
+    peer.eval()
+
+    class Adapter:  # the peer's networks under our estimator
+        def log_weights(self, x, k):
+            x = x.flatten(1)
+            out = peer.encoder(x)
+            mu, log_std = out.embedding, 0.5 * out.log_covariance
+            z = mu + torch.exp(log_std) * torch.randn(k, *mu.shape)
+            logits = peer.decoder.net(z)
+            log_px = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+            prior = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+            return log_px + prior - gaussian_log_prob(z, mu, log_std)
+
+    e_p, iw_p = bounds(Adapter())
+    report("vae (pythae 0.1.2)", steps=steps, batch=batch, cpu_s=round(cpu_p, 1), steps_per_cpu_s=round(steps / cpu_p, 1),
+           test_examples=len(x_test), nll_elbo_nats=round(e_p, 2), nll_iwae5000_nats=round(iw_p, 2),
+           speed_ratio_ours_over_peer=round(cpu_p / cpu, 2), iwae_difference_ours_minus_peer=round(iw - iw_p, 2))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "gan", "fid", "fid-ref", "peers-flows", "peers-vae"))
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
+    p.add_argument("--n-test", type=int, default=2000)
+    p.add_argument("--n-iwae", type=int, default=200)
+    p.add_argument("--gan-steps", type=int, default=3000)
+    p.add_argument("--gan-lr", type=float, default=1e-3)
+    p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
+    p.add_argument("--ar-models", nargs="*", default=[], help="only these of fvsbn, nade, made (default: all)")
+    p.add_argument("--vae-ks", type=int, nargs="+", default=[1, 5], help="training bounds L_k of the vae part")
+    p.add_argument("--fid-data", default="digits")
+    p.add_argument("--fid-steps", type=int, default=1500)
+    p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    globals()["part_" + args.part.replace("-", "_")](args)
+
+
+if __name__ == "__main__":
+    main()
