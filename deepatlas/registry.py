@@ -15,6 +15,7 @@ from deepatlas.errors import unknown
 FAMILIES = (
     "deepatlas.data",
     "deepatlas.diffusion",
+    "deepatlas.vision",
 )
 
 
