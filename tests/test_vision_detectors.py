@@ -179,3 +179,17 @@ def test_pyramid_maps_boxes_back():
 
     d = pyramid_detect(fake, torch.zeros(1, 1, 96, 96), [1.0, 1.5, 2.0], 16, 0.5, 10)[0]
     assert len(d["boxes"]) == 1 and torch.allclose(d["boxes"][0], torch.tensor([10.0, 10, 20, 30]))
+
+
+@pytest.mark.slow
+def test_centernet_learns_shapes(tmp_path):
+    """300 steps on shape scenes: well above chance (a few minutes on one thread)."""
+    from deepatlas.data.base import DataConfig, load_dataset
+    from deepatlas.train.config import TrainConfig
+    from deepatlas.train.trainer import fit
+
+    data = load_dataset(DataConfig(name="scenes", variant="shapes", size=1000))
+    m = CN.CenterNet(CN.CenterNet.Config(fpn=True), data.info)
+    fit(m, data, TrainConfig(steps=300, batch_size=16, ema_decay=0, ckpt_every=300), tmp_path, progress=False)
+    r = m.evaluate(data, 100)
+    assert r["AP50"] > 0.2
