@@ -193,3 +193,18 @@ def test_centernet_learns_shapes(tmp_path):
     fit(m, data, TrainConfig(steps=300, batch_size=16, ema_decay=0, ckpt_every=300), tmp_path, progress=False)
     r = m.evaluate(data, 100)
     assert r["AP50"] > 0.2
+
+
+def test_pyramid_valid_range_drops_large_boxes_from_upscaled_images():
+    from deepatlas.vision.multiscale import pyramid_detect
+
+    def fake(x):  # at scale 2 it "finds" a large box (40 px, original) that scale 1 does not
+        if x.shape[-1] == 96:
+            return [{"boxes": torch.tensor([[0.0, 0, 8, 8]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}]
+        return [{"boxes": torch.tensor([[0.0, 0, 16, 16], [100, 100, 180, 180]]), "scores": torch.tensor([0.8, 0.95]),
+                 "labels": torch.tensor([0, 0])}]
+
+    x = torch.zeros(1, 1, 96, 96)
+    assert len(pyramid_detect(fake, x, [1.0, 2.0], 16, 0.5, 10)[0]["boxes"]) == 2
+    d = pyramid_detect(fake, x, [1.0, 2.0], 16, 0.5, 10, upscaled_max_size=12.0)[0]
+    assert d["boxes"].tolist() == [[0.0, 0, 8, 8]] and d["scores"].tolist() == [pytest.approx(0.9)]

@@ -55,6 +55,7 @@ class DetectorConfig:
     nms_iou: float = option(0.5, "NMS IoU threshold (where the detector uses NMS)", low=0.0, high=1.0)
     max_dets: int = option(100, "detections kept per image", low=1)
     test_scales: list[float] = option([1.0], "image-pyramid scales at test time (e.g. 1 1.5 2)")
+    pyramid_max_size: float = option(0.0, "image pyramid: scales above 1 keep only boxes up to this sqrt(area) in original pixels (0: keep all)", low=0.0)
 
 
 class Detector(Method):
@@ -150,24 +151,26 @@ class Detector(Method):
         return {k: v[idx] for k, v in d.items()}
 
     @torch.no_grad()
-    def detect(self, images: torch.Tensor, scales: list[float] | None = None) -> list[dict]:
+    def detect(self, images: torch.Tensor, scales: list[float] | None = None,
+               pyramid_max_size: float | None = None) -> list[dict]:
         """Detections for images (N, C, H, W) in [-1, 1], optionally with an image pyramid."""
         was = self.training
         self.eval()
+        limit = self.cfg.pyramid_max_size if pyramid_max_size is None else pyramid_max_size
         try:
             return pyramid_detect(self.detect_once, images, list(scales or self.cfg.test_scales), 16,
-                                  self.cfg.nms_iou, self.cfg.max_dets)
+                                  self.cfg.nms_iou, self.cfg.max_dets, limit)
         finally:
             self.train(was)
 
-    def evaluate(self, dataset, n: int, scales: list[float] | None = None) -> dict:
+    def evaluate(self, dataset, n: int, scales: list[float] | None = None, pyramid_max_size: float | None = None) -> dict:
         test = dataset.test
         n = min(n, len(test))
         dets, truths = [], []
         for start in range(0, n, 50):
             idx = torch.arange(start, min(n, start + 50))
             batch = test.get(idx)
-            for d, b, l, c in zip(self.detect(batch["x"], scales), batch["boxes"], batch["labels"],
+            for d, b, l, c in zip(self.detect(batch["x"], scales, pyramid_max_size), batch["boxes"], batch["labels"],
                                   batch.get("crowd", torch.zeros_like(batch["labels"], dtype=torch.bool))):
                 dets.append(ImageDetections(d["boxes"].double().numpy(), d["scores"].double().numpy(), d["labels"].numpy()))
                 keep = l >= 0

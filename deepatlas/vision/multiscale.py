@@ -4,6 +4,11 @@ For each scale s the image is resized by s (bilinear) and padded with background
 the network's stride; boxes found there are divided by s. The detections of all scales are pooled
 and NMS'd per class; the best `max_dets` are kept. Up-scaling shows small objects at sizes the
 network sees well; down-scaling does the same for large ones.
+
+Pooling every scale's detections also pools their mistakes: a large object blown up beyond the sizes
+seen in training yields confident wrong boxes. With `upscaled_max_size` > 0 a scale s > 1 contributes
+only boxes whose size in the original image, sqrt(area), is at most that many pixels — each scale
+answers for the objects it makes look familiar (the idea of SNIP's valid ranges, Singh & Davis 2018).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from deepatlas.vision.boxes import batched_nms
+from deepatlas.vision.boxes import batched_nms, box_area
 
 Detections = dict[str, torch.Tensor]  # boxes (K, 4) xyxy pixels, scores (K,), labels (K,)
 
@@ -27,12 +32,14 @@ def resize_padded(x: torch.Tensor, scale: float, multiple: int, fill: float = -1
 
 
 def pyramid_detect(detect: Callable[[torch.Tensor], list[Detections]], x: torch.Tensor, scales: list[float],
-                   multiple: int, nms_iou: float, max_dets: int) -> list[Detections]:
+                   multiple: int, nms_iou: float, max_dets: int, upscaled_max_size: float = 0.0) -> list[Detections]:
     """detect: (N, C, H, W) -> per-image detections in that image's pixels."""
     per_scale = []
     for s in scales:
-        dets = detect(resize_padded(x, s, multiple))
-        per_scale.append([{**d, "boxes": d["boxes"] / s} for d in dets])
+        dets = [{**d, "boxes": d["boxes"] / s} for d in detect(resize_padded(x, s, multiple))]
+        if s > 1 and upscaled_max_size > 0:
+            dets = [{k: v[box_area(d["boxes"]).sqrt() <= upscaled_max_size] for k, v in d.items()} for d in dets]
+        per_scale.append(dets)
     if len(scales) == 1:
         return per_scale[0]
     out = []
