@@ -208,3 +208,11 @@ def test_pyramid_valid_range_drops_large_boxes_from_upscaled_images():
     assert len(pyramid_detect(fake, x, [1.0, 2.0], 16, 0.5, 10)[0]["boxes"]) == 2
     d = pyramid_detect(fake, x, [1.0, 2.0], 16, 0.5, 10, upscaled_max_size=12.0)[0]
     assert d["boxes"].tolist() == [[0.0, 0, 8, 8]] and d["scores"].tolist() == [pytest.approx(0.9)]
+
+
+def test_cornernet_radius_reproduces_the_released_formula_and_its_slip():
+    # values of the released code for a 10x10 box at t = 0.7: min(19.07, 36.73, 2.733) = 2.733
+    assert CN.gaussian_radius_cornernet(10, 10, 0.7) == pytest.approx(2.7332, abs=1e-3)
+    r = CN.gaussian_radius_cornernet(10, 10, 0.7)
+    assert (10 - 2 * r) ** 2 / 100 < 0.25  # a box shrunk by that radius keeps IoU ~0.21, not 0.7
+    assert CN.gaussian_radius(10, 10, 0.7) == pytest.approx(0.8167, abs=1e-3)

@@ -12,9 +12,14 @@ and one out, both corners in, both out — for a box of h x w (in map cells):
   both out (grown):     hw / ((h+2r)(w+2r)) = t              ->  4t r² + 2t(h+w) r + (t-1) hw = 0
 
 We take the smaller root of the first two quadratics and the positive root of the third, each
-divided by 2a. CornerNet's released `gaussian_radius` divides every root by 2 instead of 2a and,
-in the first case, takes the larger root — a known algebra slip that gives a different (mostly
-larger) radius; our radius makes each case's IoU exactly t (tested).
+(-b ∓ sqrt(b² - 4ac)) / 2a, and, like CenterNet, r = max(0, ⌊r⌋). CornerNet's released
+`gaussian_radius` (reused by CenterNet) computes (b + sqrt(b² - 4ac)) / 2 in all three cases: the
+larger root where the smaller is meant (cases 1 and 2), b of the wrong sign (case 3), and /2 instead
+of /2a where a ≠ 1 — the known algebra slip. Its radius comes out 3.35x ours for square boxes
+(10x10 cells: 2.73 vs 0.82), and a box moved by it keeps an IoU of only 0.21, not 0.7. Ours makes the
+binding case's IoU exactly t (tested). On our small maps the corrected radius floors to 0 for every
+box up to 12 cells (48 pixels): single-cell peaks. `--model-radius-rule cornernet` uses the released
+formula instead, for comparison (bench/RESULTS.md).
 
 Loss = focal_hm / N + L1(offset) / N + 0.1 · L1(size) / N over the N objects, with the
 penalty-reduced focal loss on the heatmap Ŷ against Y:
@@ -55,6 +60,16 @@ def gaussian_radius(h: float, w: float, min_iou: float = 0.7) -> float:
     return min(r1, r2, r3)
 
 
+def gaussian_radius_cornernet(h: float, w: float, min_iou: float = 0.7) -> float:
+    """The radius of CornerNet's released code, slip included (see the module docstring)."""
+    t = min_iou
+    b1, c1 = h + w, h * w * (1 - t) / (1 + t)
+    b2, c2 = 2 * (h + w), (1 - t) * h * w
+    a3, b3, c3 = 4 * t, -2 * t * (h + w), (t - 1) * h * w
+    return min((b1 + math.sqrt(b1 ** 2 - 4 * c1)) / 2, (b2 + math.sqrt(b2 ** 2 - 16 * c2)) / 2,
+               (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2)
+
+
 def draw_gaussian(heat: torch.Tensor, cx: int, cy: int, radius: int) -> None:
     """heat (h, w) <- max(heat, Gaussian of σ = (2r+1)/6 centred at (cx, cy), cut at radius r)."""
     sigma = (2 * radius + 1) / 6
@@ -91,6 +106,8 @@ class CenterNet(Detector):
     class Config(DetectorConfig):
         min_overlap: float = option(0.7, "IoU the Gaussian radius guarantees (CornerNet's rule)", low=0.0, high=1.0)
         size_weight: float = option(0.1, "weight of the size L1 loss", low=0.0)
+        radius_rule: str = option("corrected", "Gaussian radius: corrected algebra, or CornerNet's released formula",
+                                  choices=("corrected", "cornernet"))
 
     fpn_levels = (0,)  # P2, stride 4
     uses_nms = False
@@ -121,7 +138,8 @@ class CenterNet(Detector):
             x0, y0, x1, y1 = (boxes[i, k] / R).tolist()
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             px, py = min(int(cx), w - 1), min(int(cy), h - 1)
-            r = max(0, int(gaussian_radius(y1 - y0, x1 - x0, self.cfg.min_overlap)))
+            rule = gaussian_radius if self.cfg.radius_rule == "corrected" else gaussian_radius_cornernet
+            r = max(0, int(rule(y1 - y0, x1 - x0, self.cfg.min_overlap)))
             draw_gaussian(heat[i, labels[i, k]], px, py, r)
             idx_i.append(i), idx_y.append(py), idx_x.append(px)
             t_off.append([cx - px, cy - py]), t_size.append([x1 - x0, y1 - y0])
