@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
         typ = _field_type(cls, f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         meta = f.metadata
-        text = f"{meta.get('help', '')} (default: {default})"
+        text = f"{meta.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help with %
         kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=argparse.SUPPRESS, help=text)
         if typ is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

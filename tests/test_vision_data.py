@@ -100,3 +100,11 @@ def test_fpn_and_trident_together_is_a_user_error():
         YOLOv1(YOLOv1.Config(fpn=True, trident=True), DataInfo("scene", (1, 96, 96), 3))
     with pytest.raises(UserError, match="detection data"):
         YOLOv1(YOLOv1.Config(), DataInfo("image", (1, 8, 8), 10))
+
+
+def test_train_help_lists_detector_options(capsys):
+    from deepatlas.cli import main
+
+    assert main(["train", "centernet", "--help"]) == 0  # help texts with '%' must not break argparse
+    out = capsys.readouterr().out
+    assert "--model-radius-rule" in out and "--model-trident" in out and "--model-test-scales" in out
