@@ -5,6 +5,8 @@ data, seed and number of steps. Question: do feature pyramids and scale-aware br
 small objects?
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/detection.py --steps 700 --out bench/runs/detection
+    OMP_NUM_THREADS=1 nice -n 10 python bench/detection.py --steps 700 --out bench/runs/detection \
+        --methods centernet --necks fpn --set radius_rule=cornernet
 
 Prints a markdown table (AP, AP50, AP75, AP_small/medium/large in %, training seconds) and writes
 OUT/results.json. Runs go to OUT/<method>-<neck>; an existing finished run is reused.
@@ -21,6 +23,7 @@ import torch
 
 from deepatlas.data.base import DataConfig, load_dataset
 from deepatlas.registry import get
+from deepatlas.train.checkpoint import Checkpointer
 from deepatlas.train.config import TrainConfig
 from deepatlas.train.run import RunConfig, build_method, start_run
 from deepatlas.train.trainer import fit
@@ -38,6 +41,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--necks", nargs="+", default=list(NECKS))
     ap.add_argument("--n-test", type=int, default=500)
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="extra model-config fields (strings), e.g. radius_rule=cornernet; runs get a suffix")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -50,28 +55,30 @@ def main() -> None:
     for name in args.methods:
         spec = get("method", name).obj
         for neck in args.necks:
-            key = f"{name}-{neck}"
+            extra = dict(kv.split("=", 1) for kv in args.set)
+            key = f"{name}-{neck}" + "".join(f"+{k}={v}" for k, v in extra.items())
             run_dir = args.out / key
-            model_cfg = spec.Config(**{**spec.defaults.get("model", {}), **NECKS[neck]})
+            model_cfg = spec.Config(**{**spec.defaults.get("model", {}), **NECKS[neck], **extra})
             cfg = RunConfig(name, data_cfg, model_cfg, train_cfg)
-            start_run(run_dir, cfg)
             method = build_method(cfg, data)
-            t0 = time.perf_counter()
-            fit(method, data, train_cfg, run_dir, progress=False)
-            train_s = time.perf_counter() - t0
+            saved = Checkpointer(run_dir).load() if run_dir.exists() else None
+            train_s = 0.0
+            if saved is None or saved.step < args.steps:  # (a finished run is only re-evaluated)
+                start_run(run_dir, cfg)
+                t0 = time.perf_counter()
+                fit(method, data, train_cfg, run_dir, progress=False)
+                train_s = time.perf_counter() - t0
+                saved = Checkpointer(run_dir).load()
             # evaluate the EMA weights, as `deepatlas eval` does
-            from deepatlas.train.checkpoint import Checkpointer
-
-            saved = Checkpointer(run_dir).load()
             method.load_state_dict(saved.ema or saved.weights)
             method.eval()
             t0 = time.perf_counter()
             r = method.evaluate(data, args.n_test)
             row = {**r, "train_s": round(train_s, 1), "eval_s": round(time.perf_counter() - t0, 1),
                    "params": sum(p.numel() for p in method.parameters())}
-            results[key] = row if key not in results or train_s > 5 else {**results[key], **{k: v for k, v in row.items() if k != "train_s"}}
+            results[key] = row if key not in results or train_s > 0 else {**results[key], **{k: v for k, v in row.items() if k != "train_s"}}
             print(key, json.dumps(results[key]), flush=True)
-            if neck == "plain":
+            if neck == "plain" and not extra:
                 for tag, limit in (("pyramid", 0.0), ("pyramid-ranges", 12.0)):
                     t0 = time.perf_counter()
                     r = method.evaluate(data, args.n_test, scales=PYRAMID, pyramid_max_size=limit)
