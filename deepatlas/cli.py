@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -49,11 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
     s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
+    s.add_argument("--scales", type=float, nargs="+", default=None, help="detectors: image-pyramid test scales, e.g. 1 1.5 2")
     e = sub.add_parser("eval", help="evaluate a trained run with its field's metric (FID, NLL, ...)")
     e.add_argument("run", type=Path, help="run directory")
     e.add_argument("--n", type=int, default=1000, help="samples or test examples to use (default: 1000)")
     e.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
+    e.add_argument("--scales", type=float, nargs="+", default=None, help="detectors: image-pyramid test scales, e.g. 1 1.5 2")
     d = sub.add_parser("demo", help="train the default diffusion model on 8x8 digits (~4 min), sample, compute FID")
     d.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
@@ -147,7 +150,8 @@ def cmd_sample(args) -> int:
     if not hasattr(method, "sample_cli"):
         raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
     out = args.out or Path(args.run) / "samples" / "sample.png"
-    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label", "eta", "churn") and v is not None}
+    opts = {k: v for k, v in vars(args).items()
+            if k in ("sampler", "steps", "guidance", "label", "eta", "churn", "scales") and v is not None}
     path = method.sample_cli(out, args.n, args.seed, **opts)
     print(f"wrote {path}")
     return 0
@@ -168,6 +172,12 @@ def cmd_eval(args) -> int:
     opts = {}
     if "folder" in inspect.signature(method.evaluate).parameters:  # methods that also write pictures
         opts["folder"] = Path(args.run) / "eval"
+    if args.scales:
+        if "scales" not in inspect.signature(method.evaluate).parameters:
+            raise UserError(f"--scales applies to detectors; method '{cfg.method}' has no multi-scale test")
+        if min(args.scales) <= 0:
+            raise UserError(f"--scales must be positive, got {args.scales}")
+        opts["scales"] = args.scales
     result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n, **opts)}
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(json.dumps(result, indent=2))

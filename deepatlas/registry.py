@@ -21,6 +21,7 @@ FAMILIES = (
     "deepatlas.generative",
     "deepatlas.report",
     "deepatlas.representation",
+    "deepatlas.vision",
 )
 
 

@@ -1,0 +1,142 @@
+"""COCO-format detection data: write any scenes split as COCO JSON + PNG images, and load any
+COCO-format JSON (with its images folder) into the same tensors the detectors train on.
+
+Loading: `--data-path` is either a JSON file (its images split 80/20 into train/test by a fixed seed)
+or a folder holding train.json and test.json (what `deepatlas make-scenes` writes). Image files are
+looked up relative to the JSON's folder, then in an `images/` folder beside it. Every image is
+letterboxed to a square 96-pixel canvas ( the longest side scaled
+to fit, top-left aligned, the rest padded with -1), its boxes scaled the same way; categories become
+labels 0..K-1 in increasing category id. Crowd annotations are kept with `crowd` = True (evaluation
+ignores them, as COCO does; training skips them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from deepatlas.data.base import DataConfig, DataInfo, Dataset, TensorData
+from deepatlas.errors import UserError
+from deepatlas.registry import register_dataset
+
+CANVAS = 96
+
+
+def write_coco(split: TensorData, classes: list[str], folder: str | Path, name: str) -> Path:
+    """Write split (x, boxes, labels) as folder/name.json + folder/images/name_000000.png."""
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    x, boxes, labels = split["x"], split["boxes"], split["labels"]
+    for i in range(len(x)):
+        arr = ((x[i].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+        fname = f"images/{name}_{i:06d}.png"
+        Image.fromarray(arr).save(folder / fname)
+        images.append({"id": i + 1, "file_name": fname, "width": arr.shape[1], "height": arr.shape[0]})
+        for b, c in zip(boxes[i].tolist(), labels[i].tolist()):
+            if c >= 0:
+                w, h = b[2] - b[0], b[3] - b[1]
+                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": c + 1,
+                             "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0})
+    cats = [{"id": k + 1, "name": n} for k, n in enumerate(classes)]
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise UserError(f"COCO annotation file not found: {path}; pass --data-path to a COCO JSON file or a folder with train.json and test.json")
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}); expected a COCO annotation file") from None
+    if not isinstance(d, dict) or not all(isinstance(d.get(k), list) for k in ("images", "annotations", "categories")):
+        raise UserError(f"{path}: not a COCO annotation file (needs lists 'images', 'annotations' and 'categories')")
+    return d
+
+
+def _find_image(path: Path, fname: str) -> Path:
+    for cand in (path.parent / fname, path.parent / "images" / fname, path.parent / "images" / Path(fname).name):
+        if cand.exists():
+            return cand
+    raise UserError(f"{path}: image '{fname}' not found next to the JSON or in an images/ folder beside it")
+
+
+def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None):
+    """-> (TensorData with x, boxes, labels, crowd; class names; category ids)."""
+    path = Path(path)
+    d = _read_json(path)
+    try:
+        cats = sorted(d["categories"], key=lambda c: c["id"])
+        cat_ids = cat_ids or [c["id"] for c in cats]
+        names = [str(c.get("name", c["id"])) for c in cats]
+        index = {cid: k for k, cid in enumerate(cat_ids)}
+        imgs = [im for im in d["images"] if image_ids is None or im["id"] in image_ids]
+        by_image: dict = {im["id"]: [] for im in imgs}
+        for a in d["annotations"]:
+            if a["image_id"] in by_image:
+                if a["category_id"] not in index:
+                    raise UserError(f"{path}: annotation {a.get('id')} has unknown category_id {a['category_id']}")
+                by_image[a["image_id"]].append(a)
+        files = [(im["id"], im["file_name"]) for im in imgs]
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: malformed COCO entry (missing or wrong field {e})") from None
+    pictures = [Image.open(_find_image(path, f)) for _, f in files]
+    grey = all(p.mode in ("L", "1", "I;16") for p in pictures)
+    n, m = len(files), max([len(v) for v in by_image.values()] + [1])
+    x = torch.full((n, 1 if grey else 3, canvas, canvas), -1.0)
+    boxes, labels = torch.zeros(n, m, 4), torch.full((n, m), -1, dtype=torch.long)
+    crowd = torch.zeros(n, m, dtype=torch.bool)
+    for i, ((iid, _), pic) in enumerate(zip(files, pictures)):
+        pic = pic.convert("L" if grey else "RGB")
+        s = canvas / max(pic.size)
+        w, h = max(1, round(pic.size[0] * s)), max(1, round(pic.size[1] * s))
+        arr = np.asarray(pic.resize((w, h), Image.BILINEAR) if (w, h) != pic.size else pic, dtype=np.float32)
+        arr = arr[None] if grey else arr.transpose(2, 0, 1)
+        x[i, :, :h, :w] = torch.from_numpy(arr) / 127.5 - 1
+        for k, a in enumerate(by_image[iid]):
+            bx, by, bw, bh = (float(v) for v in a["bbox"])
+            boxes[i, k] = torch.tensor([bx, by, bx + bw, by + bh]) * s
+            labels[i, k] = index[a["category_id"]]
+            crowd[i, k] = bool(a.get("iscrowd", 0))
+    return TensorData(x=x, boxes=boxes, labels=labels, crowd=crowd), names, cat_ids
+
+
+@register_dataset("coco", "data", "any COCO-format detection JSON + images (--path FILE.json, or a folder with train.json/test.json)")
+def load(cfg: DataConfig) -> Dataset:
+    if not cfg.path:
+        raise UserError("dataset 'coco' needs --data-path: a COCO JSON file, or a folder with train.json and test.json")
+    path = Path(cfg.path)
+    if path.is_dir():
+        train, names, ids = read_coco(path / "train.json")
+        test, _, _ = read_coco(path / "test.json", cat_ids=ids)
+    else:
+        d = _read_json(path)
+        all_ids = sorted(im["id"] for im in d["images"] if isinstance(im, dict) and "id" in im)
+        perm = torch.randperm(len(all_ids), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_test = max(1, round(0.2 * len(all_ids)))
+        test_ids = {all_ids[j] for j in perm[:n_test]}
+        train, names, ids = read_coco(path, image_ids=set(all_ids) - test_ids)
+        test, _, _ = read_coco(path, cat_ids=ids, image_ids=test_ids)
+    if cfg.size:
+        train = TensorData(**{k: v[: cfg.size] for k, v in train.tensors.items()})
+    m = max(train["labels"].shape[1], test["labels"].shape[1])
+    train, test = (_pad(t, m) for t in (train, test))
+    s = CANVAS / 512  # the same scaling of COCO's 32²/96² bands as the generated scenes
+    info = DataInfo("scene", tuple(train["x"].shape[1:]), len(names),
+                    {"classes": names, "area_bands": ((32 * s) ** 2, (96 * s) ** 2), "max_objects": m, "test_split": test})
+    return Dataset("coco", info, train, test)
+
+
+def _pad(t: TensorData, m: int) -> TensorData:
+    k = t["labels"].shape[1]
+    if k == m:
+        return t
+    pad = lambda v, fill: torch.cat([v, torch.full((len(v), m - k, *v.shape[2:]), fill, dtype=v.dtype)], 1)
+    return TensorData(x=t["x"], boxes=pad(t["boxes"], 0), labels=pad(t["labels"], -1), crowd=pad(t["crowd"], False))

@@ -1,0 +1,149 @@
+"""FCOS (Tian et al., 2019): anchor-free, one prediction per feature-map location.
+
+A location (x, y) = (s·j + s/2, s·i + s/2) of a map with stride s that falls inside an object's box
+regresses its distances to the four sides, (l, t, r, b) = (x - x0, y - y0, x1 - x, y1 - y), each
+predicted as exp(σ_k · u) · s (u: the raw output, σ_k: a learned scale per map). A location is
+positive for the object if it is inside the box and m = max(l, t, r, b) lies in the map's range;
+inside several boxes it takes the smallest. With FPN the maps P2, P3, P4 (strides 4, 8, 16) take
+m in [0, 8], (8, 16], (16, ∞) pixels: FCOS's ranges (4s, 8s] rescaled to our 96-pixel canvas.
+Without FPN one map (C4, stride 16) takes every object — small ones may then hold no location.
+
+Loss = focal(classes) / N_pos + mean over positives of [-ln IoU(pred, box)] + BCE(centerness),
+  focal: FL(p_t) = -α_t (1 - p_t)^γ ln p_t, α = 0.25, γ = 2 (classes as independent sigmoids);
+  centerness* = sqrt( min(l, r)/max(l, r) · min(t, b)/max(t, b) ), 1 at the box centre, 0 at an edge.
+Test: score = p(class) · centerness, top candidates per map, per-class NMS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepatlas.config import option
+from deepatlas.registry import register_method
+from deepatlas.vision.boxes import box_area
+from deepatlas.vision.detector import Detector, DetectorConfig, Level
+
+FPN_RANGES = ((0.0, 8.0), (8.0, 16.0), (16.0, math.inf))
+
+
+def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Sum of -α_t (1 - p_t)^γ ln p_t over all entries (Lin et al., 2017); targets in {0, 1}."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    a_t = alpha * targets + (1 - alpha) * (1 - targets)
+    return (a_t * (1 - p_t) ** gamma * ce).sum()
+
+
+def ltrb_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of two boxes given as distances (l, t, r, b) from the same point, (..., 4)."""
+    area_p = (pred[..., 0] + pred[..., 2]) * (pred[..., 1] + pred[..., 3])
+    area_t = (target[..., 0] + target[..., 2]) * (target[..., 1] + target[..., 3])
+    w = torch.minimum(pred[..., 0], target[..., 0]) + torch.minimum(pred[..., 2], target[..., 2])
+    h = torch.minimum(pred[..., 1], target[..., 1]) + torch.minimum(pred[..., 3], target[..., 3])
+    inter = w.clamp(min=0) * h.clamp(min=0)
+    return inter / (area_p + area_t - inter)
+
+
+def centerness(ltrb: torch.Tensor) -> torch.Tensor:
+    l, t, r, b = ltrb.unbind(-1)
+    return torch.sqrt((torch.minimum(l, r) / torch.maximum(l, r)) * (torch.minimum(t, b) / torch.maximum(t, b)))
+
+
+def locations(h: int, w: int, stride: int) -> torch.Tensor:
+    """Pixel centres of a map's cells, (h*w, 2) as (x, y)."""
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() * stride + stride / 2
+
+
+def assign(points: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, m_range) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one image: points (P, 2), boxes (M, 4), labels (M,) -> (class per point, -1 = background;
+    (l, t, r, b) targets (P, 4)). Inside-box and m-range rule; ambiguous points take the smallest box."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    ltrb = torch.stack([x - boxes[:, 0], y - boxes[:, 1], boxes[:, 2] - x, boxes[:, 3] - y], -1)  # (P, M, 4)
+    inside = ltrb.min(-1).values > 0
+    m = ltrb.max(-1).values
+    ok = inside & (m > m_range[0]) & (m <= m_range[1]) & (labels >= 0)[None]
+    area = torch.where(ok, box_area(boxes)[None].expand_as(ok), torch.full_like(m, math.inf))
+    best_area, best = area.min(1)
+    cls = torch.where(torch.isfinite(best_area), labels[best], -1)
+    return cls, ltrb[torch.arange(len(points)), best]
+
+
+@register_method("fcos", "vision", "FCOS: anchor-free (l,t,r,b) per location, centerness, focal + IoU loss, FPN levels by size")
+class FCOS(Detector):
+    @dataclass
+    class Config(DetectorConfig):
+        focal_alpha: float = option(0.25, "focal loss α", low=0.0, high=1.0)
+        focal_gamma: float = option(2.0, "focal loss γ", low=0.0)
+        candidates: int = option(100, "top candidates per map before NMS", low=1)
+
+    fpn_levels = (0, 1, 2)  # P2, P3, P4
+    defaults = {**Detector.defaults, "model": {"nms_iou": 0.6}}
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        c = self.channels
+        self.cls_tower = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c), nn.ReLU())
+        self.reg_tower = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c), nn.ReLU())
+        self.cls = nn.Conv2d(c, self.num_classes, 3, padding=1)
+        self.reg = nn.Conv2d(c, 4, 3, padding=1)
+        self.ctr = nn.Conv2d(c, 1, 3, padding=1)
+        nn.init.constant_(self.cls.bias, -math.log((1 - 0.01) / 0.01))  # prior p = 0.01 (RetinaNet)
+        self.scales = nn.Parameter(torch.ones(self.n_maps))
+
+    def head(self, feat: torch.Tensor, level: Level) -> dict:
+        r = self.reg_tower(feat)
+        u = (self.scales[level.index] * self.reg(r)).clamp(max=10)
+        return {"cls": self.cls(self.cls_tower(feat)), "ltrb": torch.exp(u) * level.stride, "ctr": self.ctr(r)[:, 0]}
+
+    def m_range(self, level: Level, n_levels: int):
+        return FPN_RANGES[level.index] if self.cfg.fpn and n_levels == 3 else (0.0, math.inf)
+
+    def compute_loss(self, levels: list[Level], boxes, labels) -> dict:
+        cls_logits, ltrb_pred, ctr_logits, cls_t, ltrb_t = [], [], [], [], []
+        for lv in levels:
+            out = self.head(lv.feat, lv)
+            n, C, h, w = out["cls"].shape
+            pts = locations(h, w, lv.stride)
+            lab = self.in_range(boxes, labels, lv.size_range)
+            per_img = [assign(pts, boxes[i], lab[i], self.m_range(lv, len(levels))) for i in range(n)]
+            cls_t.append(torch.stack([p[0] for p in per_img]))  # (N, P)
+            ltrb_t.append(torch.stack([p[1] for p in per_img]))  # (N, P, 4)
+            cls_logits.append(out["cls"].flatten(2).transpose(1, 2))  # (N, P, C)
+            ltrb_pred.append(out["ltrb"].flatten(2).transpose(1, 2))
+            ctr_logits.append(out["ctr"].flatten(1))
+        cls_t, ltrb_t = torch.cat(cls_t, 1), torch.cat(ltrb_t, 1)
+        cls_logits, ltrb_pred, ctr_logits = torch.cat(cls_logits, 1), torch.cat(ltrb_pred, 1), torch.cat(ctr_logits, 1)
+        pos = cls_t >= 0
+        n_pos = max(1, int(pos.sum()))
+        onehot = F.one_hot(cls_t.clamp(min=0), self.num_classes).float() * pos[..., None]
+        l_cls = focal_loss(cls_logits, onehot, self.cfg.focal_alpha, self.cfg.focal_gamma) / n_pos
+        if pos.any():
+            iou = ltrb_iou(ltrb_pred[pos], ltrb_t[pos]).clamp(min=1e-6)
+            l_iou = -torch.log(iou).mean()
+            l_ctr = F.binary_cross_entropy_with_logits(ctr_logits[pos], centerness(ltrb_t[pos]))
+        else:
+            l_iou = l_ctr = 0.0 * ltrb_pred.sum()
+        return {"loss": l_cls + l_iou + l_ctr, "focal": l_cls.detach(), "iou": l_iou.detach(),
+                "centerness": l_ctr.detach(), "positives": float(pos.sum()) / len(pos)}
+
+    def decode(self, out: dict, level: Level) -> list[dict]:
+        n, C, h, w = out["cls"].shape
+        pts = locations(h, w, level.stride)
+        score = torch.sigmoid(out["cls"]).flatten(2) * torch.sigmoid(out["ctr"]).flatten(1)[:, None]  # (N, C, P)
+        ltrb = out["ltrb"].flatten(2).transpose(1, 2)  # (N, P, 4)
+        res = []
+        for i in range(n):
+            s, idx = score[i].flatten().topk(min(self.cfg.candidates, score[i].numel()))
+            c, p = idx // (h * w), idx % (h * w)
+            x, y = pts[p, 0], pts[p, 1]
+            d = ltrb[i, p]
+            res.append({"boxes": torch.stack([x - d[:, 0], y - d[:, 1], x + d[:, 2], y + d[:, 3]], -1),
+                        "scores": s, "labels": c})
+        return res
