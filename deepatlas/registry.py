@@ -15,6 +15,9 @@ from deepatlas.errors import unknown
 FAMILIES = (
     "deepatlas.data",
     "deepatlas.diffusion",
+    "deepatlas.vision",
+    "deepatlas.pointcloud",
+    "deepatlas.objectives",
 )
 
 

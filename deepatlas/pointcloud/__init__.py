@@ -1,0 +1,1 @@
+"""Point clouds: PointNet classification and part segmentation, OFF/PLY files, surface sampling."""
