@@ -1,4 +1,4 @@
 """Datasets: each module registers its loader; `load_dataset(DataConfig)` returns train/test splits."""
 
-from deepatlas.data import digits, fashion_mnist, pointclouds, toy2d  # noqa: F401  (registration)
+from deepatlas.data import digits, fashion_mnist, imbalanced, pointclouds, toy2d  # noqa: F401  (registration)
 from deepatlas.data.base import DataConfig, DataInfo, Dataset, TensorData, load_dataset  # noqa: F401
