@@ -68,10 +68,11 @@ class PointNetEncoder(nn.Module):
     Returns the global feature (B, G), the per-point features needed by segmentation, and the two
     alignment matrices."""
 
-    def __init__(self, width: float = 1.0, feature_transform: bool = True, in_dim: int = 3):
+    def __init__(self, width: float = 1.0, feature_transform: bool = True, in_dim: int = 3,
+                 input_transform: bool = True):
         super().__init__()
         c64, c128, c1024 = _w(64, width), _w(128, width), _w(1024, width)
-        self.input_tnet = TNet(in_dim, width)
+        self.input_tnet = TNet(in_dim, width) if input_transform else None
         self.mlp1 = shared_mlp([in_dim, c64, c64])
         self.feature_tnet = TNet(c64, width) if feature_transform else None
         self.mlp2a = shared_mlp([c64, c128])
@@ -81,8 +82,10 @@ class PointNetEncoder(nn.Module):
 
     def forward(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
         x = points.transpose(1, 2)  # (B, 3, N)
-        a_in = self.input_tnet(x)
-        x = torch.bmm(a_in.transpose(1, 2), x)  # every point x_i -> A^T x_i
+        a_in = None
+        if self.input_tnet is not None:
+            a_in = self.input_tnet(x)
+            x = torch.bmm(a_in.transpose(1, 2), x)  # every point x_i -> A^T x_i
         x = self.mlp1(x)  # (B, 64, N)
         a_feat = None
         if self.feature_tnet is not None:
@@ -95,9 +98,10 @@ class PointNetEncoder(nn.Module):
 
 
 class PointNetClassifier(nn.Module):
-    def __init__(self, num_classes: int, width: float = 1.0, feature_transform: bool = True, dropout: float = 0.3):
+    def __init__(self, num_classes: int, width: float = 1.0, feature_transform: bool = True, dropout: float = 0.3,
+                 input_transform: bool = True):
         super().__init__()
-        self.encoder = PointNetEncoder(width, feature_transform)
+        self.encoder = PointNetEncoder(width, feature_transform, input_transform=input_transform)
         self.head = nn.Sequential(dense([self.encoder.global_dim, _w(512, width), _w(256, width)], dropout),
                                   nn.Linear(_w(256, width), num_classes))
 
@@ -109,10 +113,11 @@ class PointNetClassifier(nn.Module):
 class PointNetSegmenter(nn.Module):
     """Per-point labels from [local features, global feature, one-hot shape class] through a shared MLP."""
 
-    def __init__(self, num_parts: int, num_classes: int, width: float = 1.0, feature_transform: bool = True):
+    def __init__(self, num_parts: int, num_classes: int, width: float = 1.0, feature_transform: bool = True,
+                 input_transform: bool = True):
         super().__init__()
         self.num_classes = num_classes
-        self.encoder = PointNetEncoder(width, feature_transform)
+        self.encoder = PointNetEncoder(width, feature_transform, input_transform=input_transform)
         c_in = sum(self.encoder.local_dims) + self.encoder.global_dim + num_classes
         self.head = nn.Sequential(shared_mlp([c_in, _w(512, width), _w(256, width), _w(128, width)]),
                                   nn.Conv1d(_w(128, width), num_parts, 1))

@@ -33,7 +33,7 @@ class Classifier(Method):
         depth: int = option(2, "hidden layers", low=0)
 
     defaults = {"data": {"name": "imbalanced"},
-                "train": {"steps": 1500, "batch_size": 256, "lr": 3e-3, "ema_decay": 0.0, "ckpt_every": 500}}
+                "train": {"steps": 1500, "batch_size": 512, "lr": 3e-3, "ema_decay": 0.0, "ckpt_every": 1500}}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -35,9 +35,10 @@ def _check_points(info, method: str) -> None:
 class PointNetConfig:
     width: float = option(0.25, "channel widths as a fraction of the paper's (1.0: 64-128-1024 and 512-256 heads)",
                           low=0.01, high=4.0)
+    input_transform: bool = option(True, "learn the 3x3 input alignment (input T-Net)")
     feature_transform: bool = option(True, "learn the 64-D feature alignment (feature T-Net) and regularise it")
     reg_weight: float = option(0.001, "weight of ||I - A A^T||^2 on the feature transform", low=0.0)
-    dropout: float = option(0.3, "dropout before the last classification layer", low=0.0, high=0.95)
+    dropout: float = option(0.3, "dropout in the classification head (pointnet only)", low=0.0, high=0.95)
 
 
 def _reg(out: dict) -> torch.Tensor:
@@ -60,7 +61,8 @@ class PointNet(Method):
     def __init__(self, cfg: PointNetConfig, info):
         super().__init__(cfg, info)
         _check_points(info, "pointnet")
-        self.net = PointNetClassifier(info.num_classes, cfg.width, cfg.feature_transform, cfg.dropout)
+        self.net = PointNetClassifier(info.num_classes, cfg.width, cfg.feature_transform, cfg.dropout,
+                                      cfg.input_transform)
 
     def forward(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(points)
@@ -102,7 +104,8 @@ class PointNetSeg(Method):
             raise UserError("pointnet-seg needs per-point part labels: use --data parts3d, or PLY files with a "
                             "vertex 'label' property")
         self.num_parts = info.extra["num_parts"]
-        self.net = PointNetSegmenter(self.num_parts, info.num_classes, cfg.width, cfg.feature_transform)
+        self.net = PointNetSegmenter(self.num_parts, info.num_classes, cfg.width, cfg.feature_transform,
+                                     cfg.input_transform)
         allowed = torch.zeros(info.num_classes, self.num_parts, dtype=torch.bool)
         for c, parts in enumerate(info.extra["class_parts"]):
             allowed[c, parts] = True
