@@ -115,6 +115,32 @@ def test_branches_of_different_size_are_united():
     assert module_field(nn.Sequential(TwoPaths(), nn.Conv1d(1, 1, 3, padding=1))).size == 9
 
 
+def test_functional_pooling_is_read():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return torch.nn.functional.avg_pool2d(torch.nn.functional.max_pool2d(self.conv(x), 3, 2, padding=1), 2)
+
+    f = module_field(Net())
+    assert (f.size, f.jump) == (receptive_fields(parse_spec("3,1,1; 3,2,1; 2,2"))[-1].size, 4)
+
+
+def test_untraceable_module_falls_back_to_a_chain():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv1d(1, 1, 3), nn.MaxPool1d(2)
+
+        def forward(self, x):
+            return self.b(self.a(x)) if x.sum() > 0 else x  # data-dependent: torch.fx cannot trace it
+
+    f = module_field(Branchy())
+    assert (f.size, f.jump) == (4, 2)
+
+
 def test_spec_parsing_and_errors():
     layers = parse_spec("conv1=11,4  # comment\npool1=3,2; 5,1,2,2")
     assert layers == [Layer("conv1", 11, 4), Layer("pool1", 3, 2), Layer("layer3", 5, 1, 2, 2)]

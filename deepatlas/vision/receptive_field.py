@@ -13,13 +13,15 @@ layer lists below reproduce their sizes (AlexNet 195, VGG-16 212, ResNet-50 483)
 with the stride in the first block of each stage (torchvision's "v1.5").
 
 A torch module is read by tracing it with torch.fx. Convolutions and poolings update (r, j, start);
-element-wise ops, normalisation and activations pass it through; where branches meet (a residual `add`,
+so do F.max_pool*/F.avg_pool* calls; element-wise ops, normalisation and activations pass it through; where branches meet (a residual `add`,
 a `cat`) the fields are united: the union of the intervals [start - (r-1)/2, start + (r-1)/2], which needs
 equal jumps on every branch. Global poolings, flatten and linear layers end the spatial part: the field
-reported is the one just before them. Limits: fields are taken per axis as the first spatial axis (square
-kernels; a non-square kernel uses its first size), asymmetric "same" padding of TensorFlow is not modelled
-(give the padding per layer instead), and modules whose forward cannot be traced (data-dependent control
-flow) fall back to the modules' registration order, which is exact only for a plain chain.
+reported is the one just before them.
+
+Limits: functional convolutions (F.conv2d) are not read; fields are taken along the first spatial axis
+(a non-square kernel uses its first size); TensorFlow's asymmetric "same" padding is not modelled (give
+the padding per layer instead); modules whose forward cannot be traced (data-dependent control flow) fall
+back to the modules' registration order, which is exact only for a plain chain.
 """
 
 from __future__ import annotations
@@ -204,6 +206,29 @@ def layer_of(name: str, m) -> Layer | None:
     return None
 
 
+def _functional_pools() -> dict:
+    import torch.nn.functional as F
+
+    names = ("kernel_size", "stride", "padding", "dilation")
+    return {F.max_pool1d: names, F.max_pool2d: names, F.max_pool3d: names,
+            F.avg_pool1d: names[:3], F.avg_pool2d: names[:3], F.avg_pool3d: names[:3]}
+
+
+def functional_layer(node) -> Layer | None:
+    """The Layer of a traced F.max_pool* / F.avg_pool* call (functional convolutions are not read)."""
+    try:
+        names = _functional_pools().get(node.target)
+    except TypeError:  # unhashable target
+        return None
+    if names is None:
+        return None
+    opts = dict(zip(names, node.args[1:]))
+    opts.update({k: v for k, v in node.kwargs.items() if k in names})
+    k = _first(opts["kernel_size"])
+    return Layer(node.name, k, _first(opts.get("stride") or k), _first(opts.get("padding", 0)),
+                 _first(opts.get("dilation", 1)))
+
+
 def _is_global(m) -> bool:
     from torch import nn
 
@@ -241,6 +266,9 @@ def module_fields(module) -> list[tuple[Layer, Field]]:
                 rows.append((layer, fields[node.name]))
             elif not _is_global(m) and ins:
                 fields[node.name] = ins[0]
+        elif node.op == "call_function" and ins and (layer := functional_layer(node)) is not None:
+            fields[node.name] = step(ins[0], layer)
+            rows.append((layer, fields[node.name]))
         elif node.op in ("call_function", "call_method") and ins:
             if node.op == "call_method" and node.target in ("flatten", "view", "reshape", "mean", "sum", "amax"):
                 continue  # leaves the spatial domain
