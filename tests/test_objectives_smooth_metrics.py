@@ -72,3 +72,11 @@ def test_classifier_trains_on_imbalanced(tmp_path, loss):
     fit(m, d, TrainConfig(steps=60, batch_size=256, lr=1e-2, warmup=5, ckpt_every=60, ema_decay=0), tmp_path, progress=False)
     r = m.evaluate(d, 5000)
     assert r["accuracy"] > 0.9 and 0.0 <= r["f1_binary"] <= 1.0
+
+
+def test_cli_rejects_unknown_loss(capsys):
+    from deepatlas.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "classifier", "--model-loss", "hinge", "--out", "/nonexistent"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -184,3 +184,18 @@ def test_methods_train_and_evaluate(tmp_path, method, data):
     r = m.evaluate(d, 20)
     key = "accuracy" if method == "pointnet" else "instance_miou"
     assert 0.0 <= r[key] <= 1.0 and r["n"] == min(20, len(d.test))
+
+
+def test_cli_train_then_eval(tmp_path, capsys):
+    import json
+
+    from deepatlas.cli import main
+
+    out = str(tmp_path / "run")
+    assert main(["train", "pointnet-seg", "--data", "parts3d", "--data-size", "10", "--data-points", "32",
+                 "--model-width", "0.125", "--train-steps", "3", "--train-batch-size", "4", "--out", out,
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", out, "--n", "5"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["step"] == 3 and 0 <= r["instance_miou"] <= 1 and r["n"] == 5
