@@ -7,6 +7,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -17,8 +18,15 @@ from deepatlas.errors import TrainingInterrupted, UserError
 COMMANDS = ("list", "train", "sample", "eval", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag or number is a one-line UserError like every other mistake."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deepatlas", description=__doc__.splitlines()[0],
+    p = _Parser(prog="deepatlas", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Run `deepatlas COMMAND --help` for a command's options, "
                                        "`deepatlas train METHOD --help` for a method's.")
@@ -36,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight w (class-conditional runs)")
     s.add_argument("--label", type=int, default=None, help="class to sample (class-conditional runs); default: all classes in turn")
+    s.add_argument("--eta", type=float, default=None, help="ancestral noise of ddim (0: deterministic, 1: DDPM-like)")
+    s.add_argument("--churn", type=float, default=None, help="EDM churn S_churn of the heun sampler (default: 0)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
     s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
@@ -63,7 +73,7 @@ def _train_parser(method: str):
     from deepatlas.train.config import TrainConfig
 
     spec = get("method", method)
-    p = argparse.ArgumentParser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
+    p = _Parser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds the same run)")
     p.add_argument("--fresh", action="store_true", help="delete an existing run in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -103,7 +113,7 @@ def cmd_train(rest: list[str], method: str | None, want_help: bool) -> int:
 def run_training(args, spec) -> int:
     from deepatlas.data.base import DataConfig, load_dataset
     from deepatlas.train.config import TrainConfig
-    from deepatlas.train.distributed import init_from_env
+    from deepatlas.train.distributed import init_from_env, main_first
     from deepatlas.train.run import RunConfig, build_method, start_run
     from deepatlas.train.trainer import fit
 
@@ -113,7 +123,8 @@ def run_training(args, spec) -> int:
     train = C.from_args(TrainConfig, args, prefix="train_", base=defaults.get("train"))
     cfg = RunConfig(spec.name, data, model, train)
     world = init_from_env()
-    start_run(args.out, cfg, fresh=args.fresh, main=world.main)
+    # rank 0 alone checks and writes the run directory; the others wait for its verdict
+    main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
     dataset = load_dataset(data)
     method = build_method(cfg, dataset)
     last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress)
@@ -124,19 +135,27 @@ def run_training(args, spec) -> int:
 
 
 def cmd_sample(args) -> int:
+    from deepatlas.registry import get
     from deepatlas.train.run import open_run
 
+    for flag, value in (("--n", args.n), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.sampler is not None:
+        get("sampler", args.sampler)  # an unknown name fails here, with the closest one suggested
     method, dataset, cfg, step = open_run(args.run, args.weights)
     if not hasattr(method, "sample_cli"):
         raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
     out = args.out or Path(args.run) / "samples" / "sample.png"
-    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label") and v is not None}
+    opts = {k: v for k, v in vars(args).items() if k in ("sampler", "steps", "guidance", "label", "eta", "churn") and v is not None}
     path = method.sample_cli(out, args.n, args.seed, **opts)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_eval(args) -> int:
+    import inspect
+
     import torch
 
     from deepatlas.train.atomic import write_json_atomic
@@ -146,7 +165,10 @@ def cmd_eval(args) -> int:
         raise UserError(f"--n must be >= 1, got {args.n}")
     method, dataset, cfg, step = open_run(args.run, args.weights)
     torch.manual_seed(args.seed)
-    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n)}
+    opts = {}
+    if "folder" in inspect.signature(method.evaluate).parameters:  # methods that also write pictures
+        opts["folder"] = Path(args.run) / "eval"
+    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n, **opts)}
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(json.dumps(result, indent=2))
     return 0
@@ -154,9 +176,10 @@ def cmd_eval(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    args, rest = parser.parse_known_args(argv)
+    debug = "--debug" in argv
     try:
+        parser = _parser()
+        args, rest = parser.parse_known_args(argv)
         if args.command is None:
             parser.print_help()
             return 0
@@ -179,10 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepatlas: {e}", file=sys.stderr)
         return 130
     except UserError as e:
-        if args.debug:
+        if debug:
             raise
         print(f"deepatlas: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deepatlas: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a read-only or missing folder: say which file, not a traceback
+        if debug:
+            raise
+        what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"deepatlas: error: {what}{where}", file=sys.stderr)
+        return 2

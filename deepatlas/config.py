@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
         typ = _field_type(cls, f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         meta = f.metadata
-        text = f"{meta.get('help', '')} (default: {default})"
+        text = f"{meta.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help with %
         kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=argparse.SUPPRESS, help=text)
         if typ is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -56,17 +56,37 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
         group.add_argument(_flag(prefix, f.name), **kwargs)
 
 
-def check(cfg: Any) -> Any:
-    """Raise a UserError naming the flag when a value is outside its declared range or choices."""
+def _fits(value: Any, typ: Any) -> bool:
+    """Whether a (JSON or argparse) value has the field's type; unknown annotations are not checked."""
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is str:
+        return isinstance(value, str)
+    if typ in (list, tuple) or typing.get_origin(typ) in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def check(cfg: Any, prefix: str = "") -> Any:
+    """Raise a UserError naming the flag when a value has the wrong type, is not finite, or is outside
+    its declared range or choices. `prefix` is the flag prefix (`train_` -> `--train-steps`)."""
+    hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         low, high, choices = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("choices")
-        flag = _flag("", f.name)
+        flag = _flag(prefix, f.name)
+        optional = type(None) in typing.get_args(hints[f.name])
+        if not (value is None and optional) and not _fits(value, _field_type(type(cfg), f)):
+            raise UserError(f"{flag} must be of type {getattr(_field_type(type(cfg), f), '__name__', '?')}, got {value!r}")
         if choices and value not in choices:
             raise UserError(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value != value:
-                raise UserError(f"{flag} must be a number, got nan")
+            if value != value or value in (float("inf"), float("-inf")):
+                raise UserError(f"{flag} must be a finite number, got {value}")
             if low is not None and value < low:
                 raise UserError(f"{flag} must be >= {low}, got {value}")
             if high is not None and value > high:
@@ -74,8 +94,10 @@ def check(cfg: Any) -> Any:
     return cfg
 
 
-def from_dict(cls: type, values: dict[str, Any]) -> Any:
+def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     """Build `cls` from a JSON dict; unknown keys are an error (they mean a foreign or newer config)."""
+    if not isinstance(values, dict):
+        raise UserError(f"config for {cls.__name__} must be a JSON object, got {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     extra = set(values) - names
     if extra:
@@ -84,8 +106,9 @@ def from_dict(cls: type, values: dict[str, Any]) -> Any:
     for f in dataclasses.fields(cls):
         if f.name in values:
             v = values[f.name]
-            kwargs[f.name] = tuple(v) if isinstance(v, list) and _field_type(cls, f) is tuple else v
-    return check(cls(**kwargs))
+            typ = _field_type(cls, f)
+            kwargs[f.name] = tuple(v) if isinstance(v, list) and (typ is tuple or typing.get_origin(typ) is tuple) else v
+    return check(cls(**kwargs), prefix)
 
 
 def from_args(cls: type, args: argparse.Namespace, prefix: str = "", base: dict | None = None) -> Any:
@@ -94,7 +117,7 @@ def from_args(cls: type, args: argparse.Namespace, prefix: str = "", base: dict 
     for f in dataclasses.fields(cls):
         if hasattr(args, prefix + f.name):
             values[f.name] = getattr(args, prefix + f.name)
-    return from_dict(cls, values)
+    return from_dict(cls, values, prefix)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

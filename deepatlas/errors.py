@@ -21,6 +21,7 @@ class TrainingInterrupted(UserError):
 def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
     """`unknown method 'edn'; did you mean 'edm'? (see `deepatlas list`)`."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.4)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(choices)}"
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.4)
+    hint = (f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(choices)}" if choices
+            else f"; none is installed")
     return UserError(f"unknown {kind} '{name}'{hint} (see `deepatlas list`)")

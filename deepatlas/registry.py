@@ -15,6 +15,8 @@ from deepatlas.errors import unknown
 FAMILIES = (
     "deepatlas.data",
     "deepatlas.diffusion",
+    "deepatlas.report",
+    "deepatlas.representation",
     "deepatlas.vision",
     "deepatlas.pointcloud",
     "deepatlas.objectives",
@@ -43,8 +45,11 @@ def _register(kind: str, name: str, family: str, help: str) -> Callable:
 
 
 def register_method(name: str, family: str, help: str) -> Callable:
-    """Register a Method subclass (it must define a `Config` dataclass)."""
-    return _register("method", name, family, help)
+    """Register a Method subclass (it must define a `Config` dataclass); sets `cls.method_name`."""
+    def deco(cls):
+        cls.method_name = name
+        return _register("method", name, family, help)(cls)
+    return deco
 
 
 def register_dataset(name: str, family: str, help: str) -> Callable:

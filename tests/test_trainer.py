@@ -68,10 +68,14 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, toy_regression, monkey
 
     import deepatlas.train.checkpoint as ck
 
-    def full_disk(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = ck.write_bytes_atomic
 
-    monkeypatch.setattr(ck, "save_file", full_disk)
+    def full_disk(path, data):  # the weights of the new checkpoint get written, then the disk is full
+        if path.name == "optimizer.pt":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(ck, "write_bytes_atomic", full_disk)
     with pytest.raises(UserError, match="disk is full.*step 10 is intact"):
         fit(method, data, _cfg(steps=20), tmp_path, progress=False)
     monkeypatch.undo()
@@ -96,3 +100,17 @@ def test_metrics_are_json_lines(tmp_path, toy_regression):
     fit(Regression(Regression.Config(), data.info), data, _cfg(steps=5), tmp_path, progress=False)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4, 5]
+
+
+def test_resume_accepts_the_same_config_with_tuple_fields(tmp_path):
+    from deepatlas.data.base import DataConfig
+    from deepatlas.registry import get
+    from deepatlas.train.run import RunConfig, start_run
+
+    spec = get("method", "edm").obj
+    cfg = RunConfig("edm", DataConfig(), spec.Config(channel_mult=(1, 2)), TrainConfig())
+    start_run(tmp_path, cfg)
+    start_run(tmp_path, cfg)  # same run: accepted
+    other = RunConfig("edm", DataConfig(), spec.Config(channel_mult=(1, 2, 2)), TrainConfig(lr=1.0))
+    with pytest.raises(UserError, match=r"model.channel_mult .*train.lr"):
+        start_run(tmp_path, other)

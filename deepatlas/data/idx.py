@@ -5,6 +5,7 @@ big-endian uint32, then the values. Files may be gzip-compressed. Every defect i
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -28,12 +29,16 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
         raise UserError(f"{name}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", raw[4: 4 + 4 * ndim])
     dtype = DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a lying header cannot overflow this
     body = len(raw) - 4 - 4 * ndim
     if body != expected:
         what = "truncated" if body < expected else "longer than its header says"
         raise UserError(f"{name}: IDX file {what}: header {dims} needs {expected} data bytes, file has {body}")
-    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
+    try:
+        values = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+    except ValueError as e:  # e.g. dims (0, 2^21, 2^21, 2^21): no data, but a shape numpy cannot hold
+        raise UserError(f"{name}: IDX header {dims} describes an array numpy cannot hold ({e})") from None
+    return values.astype(dtype.newbyteorder("="))
 
 
 def read_idx(path: str | Path, hint: str = "") -> np.ndarray:

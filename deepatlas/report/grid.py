@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, scale: int = 0) -> np.ndarray:
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int = 0) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> one uint8 picture (rows x cols of images, `pad` pixels apart).
     `scale` upsamples each pixel to scale x scale (default: so that small images are at least 64 px)."""
     x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()

@@ -12,18 +12,21 @@ Loading takes `latest` and falls back to the newest complete folder if that one 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 
 from deepatlas.errors import UserError
-from deepatlas.train.atomic import fsync_dir, write_atomic, write_bytes_atomic
+from deepatlas.train.atomic import fsync_dir, write_bytes_atomic
 
 EMA_PREFIX = "ema."
 
@@ -45,7 +48,9 @@ def save_weights(path: Path, weights: dict[str, torch.Tensor], ema: dict[str, to
                  metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous().clone() for k, v in weights.items()}
     tensors.update({EMA_PREFIX + k: v.detach().contiguous().clone() for k, v in (ema or {}).items()})
-    write_atomic(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    # serialise in memory, then write plain bytes: a full disk is then always an OSError (ENOSPC), not
+    # a library-specific error from inside the serialiser (torch.save raises RuntimeError there)
+    write_bytes_atomic(path, save_bytes(tensors, metadata=metadata))
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -59,16 +64,34 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.T
     return raw, ema
 
 
+def load_optimizer_state(path: Path) -> dict:
+    """Optimizer states saved by torch.save, read with weights_only=True: tensors, numbers, strings and
+    containers only; a pickle that would build any other object (run code) is refused, not executed."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing") from None
+    except Exception as e:  # noqa: BLE001 - every way a foreign or damaged file can fail to parse
+        why = "refused: it holds objects other than tensors" if isinstance(e, pickle.UnpicklingError) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{path}: not a readable optimizer state ({why})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: not a readable optimizer state (a {type(state).__name__}, not a dict)")
+    return state
+
+
 class Checkpointer:
     def __init__(self, run_dir: Path, keep: int = 2):
         self.root = Path(run_dir) / "checkpoints"
         self.keep = keep
 
     def clean_partial(self) -> None:
-        """Remove folders left half-written by a crash."""
-        if self.root.is_dir():
-            for p in self.root.glob(".tmp-*"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        """Remove what a crash left half-written: `.tmp-*` checkpoint folders, and the `.NAME.tmp-PID`
+        files of atomic writes (latest, model.safetensors, metrics.jsonl, config.json) in the run."""
+        for folder in (self.root, self.root.parent):
+            if folder.is_dir():
+                for p in [*folder.glob(".tmp-*"), *folder.glob(".*.tmp-*")]:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     def save(self, step: int, weights, ema, optimizers: dict) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -78,7 +101,9 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             save_weights(tmp / "model.safetensors", weights, ema, {"step": str(step)})
-            write_atomic(tmp / "optimizer.pt", lambda p: torch.save(optimizers, p))
+            buf = io.BytesIO()
+            torch.save(optimizers, buf)
+            write_bytes_atomic(tmp / "optimizer.pt", buf.getvalue())
             write_bytes_atomic(tmp / "state.json", json.dumps({"step": step}).encode())
             fsync_dir(tmp)
             if final.exists():  # the same step written again (a resumed run re-saving): swap it out
@@ -131,8 +156,8 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         for folder in self._candidates():
             try:
-                return json.loads((folder / "state.json").read_text())["step"]
-            except (OSError, ValueError, KeyError):
+                return _read_step(folder)
+            except (OSError, UserError):
                 continue
         return None
 
@@ -141,12 +166,23 @@ class Checkpointer:
         errors = []
         for folder in self._candidates():
             try:
-                step = json.loads((folder / "state.json").read_text())["step"]
+                step = _read_step(folder)
                 weights, ema = load_weights(folder / "model.safetensors")
-                optimizers = torch.load(folder / "optimizer.pt", weights_only=True)
+                optimizers = load_optimizer_state(folder / "optimizer.pt")
                 return Checkpoint(step, folder, weights, ema, optimizers)
-            except (OSError, ValueError, KeyError, RuntimeError, UserError) as e:
+            except (OSError, UserError) as e:
                 errors.append(f"{folder.name}: {e}")
         if errors:
             raise UserError(f"no readable checkpoint in {self.root} ({'; '.join(errors)})")
         return None
+
+
+def _read_step(folder: Path) -> int:
+    """The step recorded in state.json (written last, so its presence marks a complete checkpoint)."""
+    try:
+        step = json.loads((folder / "state.json").read_bytes())["step"]
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise UserError(f"{folder / 'state.json'}: not a checkpoint state ({type(e).__name__})") from None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"{folder / 'state.json'}: step must be a non-negative integer, got {step!r}")
+    return step

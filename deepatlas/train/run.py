@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deepatlas import config as C
 from deepatlas.data.base import DataConfig, Dataset, load_dataset
 from deepatlas.errors import UserError
@@ -31,8 +33,9 @@ class RunConfig:
     train: TrainConfig
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "data": C.to_dict(self.data), "model": C.to_dict(self.model),
-                "train": C.to_dict(self.train)}
+        """Plain JSON values (tuples become lists), so a fresh config compares equal to a saved one."""
+        return json.loads(json.dumps({"method": self.method, "data": C.to_dict(self.data),
+                                      "model": C.to_dict(self.model), "train": C.to_dict(self.train)}))
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -87,6 +90,7 @@ def _get(d: dict, dotted: str):
 
 def build_method(cfg: RunConfig, dataset: Dataset) -> Method:
     spec = get("method", cfg.method).obj
+    torch.manual_seed(cfg.train.seed)  # the initial weights follow --train-seed, the same in every process
     return spec(cfg.model, dataset.info)
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from deepatlas.errors import TrainingDiverged, TrainingInterrupted
+from deepatlas.errors import TrainingDiverged, TrainingInterrupted, UserError
 from deepatlas.method import Method
 from deepatlas.train.checkpoint import Checkpointer
 from deepatlas.train.config import TrainConfig
-from deepatlas.train.distributed import World, any_flag, average_gradients
+from deepatlas.train.distributed import (World, all_reduce_step, average_scalars, broadcast_module, main_first,
+                                         same_on_all)
 from deepatlas.train.ema import EMA
 from deepatlas.train.metrics import MetricsLog
 
@@ -96,6 +97,8 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
         run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    method.to(world.device)
+    broadcast_module(method, world)  # identical replicas even where each process drew its own init
     ckpt = Checkpointer(run_dir, cfg.keep)
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=world.main)
     groups = method.optim_groups()
@@ -104,35 +107,33 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     ema = EMA(method, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     start = 0
-    if world.main:
-        ckpt.clean_partial()
+    main_first(ckpt.clean_partial, world, "cleaning up after a crash")  # also a barrier: no rank reads early
     saved = ckpt.load()
+    if not same_on_all(-1 if saved is None else saved.step, world):
+        raise UserError(f"the processes found different checkpoints in {ckpt.root}; is another run writing there?")
     if saved is not None:
-        method.load_state_dict(saved.weights)
-        if ema is not None and saved.ema:
-            ema.load_state_dict(saved.ema)
-        for name, opt in opts.items():
-            opt.load_state_dict(saved.optimizers[name])
+        _restore(method, ema, opts, saved)
         start = saved.step
-        log.truncate_after(start)
+    log.truncate_after(start)  # also when no checkpoint survived: lines of a killed first attempt go
 
     def save(step: int) -> None:
-        if world.main:
+        def write() -> None:
             ckpt.save(step, method.state_dict(), ema.state_dict() if ema else None,
                       {k: o.state_dict() for k, o in opts.items()})
             if ema is not None:
                 _with_weights(method, ema.state_dict(), lambda: method.write_samples(run_dir / "samples", step))
             else:
                 method.write_samples(run_dir / "samples", step)
+        main_first(write, world, f"writing the checkpoint of step {step}")
 
     order = BatchOrder(len(data.train), cfg.batch_size * world.size, cfg.seed)
     last: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main), dynamic_ncols=True,
-               desc=type(method).__name__)
+               desc=getattr(method, "method_name", type(method).__name__))
     t0, done_since_log = time.perf_counter(), 0
     with _StopSignals() as signals:
         for step in range(start, cfg.steps):
-            batch = data.train.get(order.indices(step, world))
+            batch = _to(data.train.get(order.indices(step, world)), world.device)
             torch.manual_seed(step_seed(cfg.seed, step, stream=2 + world.rank))
             method.train()
             record: dict = {}
@@ -143,16 +144,22 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
                 opt.zero_grad(set_to_none=True)
                 out = closure()
                 loss = out["loss"]
-                if not torch.isfinite(loss.detach()).all():
-                    prev = ckpt.latest_step()
-                    where = f"the checkpoint of step {prev} is intact" if prev is not None else "no checkpoint was written yet"
-                    raise TrainingDiverged(f"loss became {loss.item()} at step {step + 1} ({group}); stopped, {where}; "
-                                           "try a lower --lr or a --grad-clip")
+                finite = bool(torch.isfinite(loss.detach()).all())
+                if not finite and world.size == 1:
+                    _diverged(ckpt, f"loss became {loss.detach().float().sum().item()}", step, group)
                 loss.backward()
                 params = [p for pg in opt.param_groups for p in pg["params"]]
-                average_gradients(params, world)
+                # one all-reduce per backward: the averaged gradients, plus two votes every rank must agree on
+                bad, stop_votes = all_reduce_step(params, world, [0.0 if finite else 1.0,
+                                                                  float(signals.received is not None)])
+                if bad:  # checked before opt.step(): the weights are still those of the last good step
+                    value = loss.detach().float().sum().item() if not finite else "non-finite"
+                    _diverged(ckpt, f"loss became {value} on {int(bad)} of {world.size} processes", step, group)
                 if cfg.grad_clip > 0:
-                    record[_key(group, "grad_norm")] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+                    norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+                    if not math.isfinite(norm):  # the same averaged gradients on every rank: no vote needed
+                        _diverged(ckpt, f"gradient norm became {norm}", step, group)
+                    record[_key(group, "grad_norm")] = norm
                 opt.step()
                 record.update({_key(group, k) if k == "loss" and len(opts) > 1 else k: _scalar(v)
                                for k, v in out.items()})
@@ -162,13 +169,14 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
             done_since_log += 1
             bar.update(1)
             if done % cfg.log_every == 0 or done == cfg.steps:
+                record = average_scalars(record, world)  # the global batch's numbers, not rank 0's slice
                 dt = time.perf_counter() - t0
                 last = {"step": done, "lr": learning_rate(cfg, step), **record,
                         "steps_per_s": done_since_log / max(dt, 1e-9)}
                 log.write(last)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k in ("loss", "steps_per_s") or k.endswith("_loss")})
                 t0, done_since_log = time.perf_counter(), 0
-            stop = any_flag(signals.received is not None, world)
+            stop = stop_votes > 0  # from the last phase's all-reduce: the same on every rank
             if done % cfg.ckpt_every == 0 or done == cfg.steps or stop:
                 save(done)
             if stop:
@@ -179,6 +187,35 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     if start >= cfg.steps and saved is not None:
         last = {"step": start}
     return last
+
+
+def _diverged(ckpt: Checkpointer, what: str, step: int, group: str):
+    prev = ckpt.latest_step()
+    where = f"the checkpoint of step {prev} is intact" if prev is not None else "no checkpoint was written yet"
+    raise TrainingDiverged(f"{what} at step {step + 1} ({group}); stopped, {where}; "
+                           "try a lower --train-lr or a --train-grad-clip")
+
+
+def _restore(method: Method, ema, opts: dict, saved) -> None:
+    """Load a checkpoint into the method, its EMA and optimizers; a checkpoint of another model is a
+    UserError naming the folder, not a traceback."""
+    try:
+        method.load_state_dict(saved.weights)
+        if ema is not None and saved.ema:
+            ema.load_state_dict(saved.ema)
+        for name, opt in opts.items():
+            opt.load_state_dict(saved.optimizers[name])
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{saved.folder} does not fit this method ({msg}); use another --out, "
+                        "or --fresh to start over") from None
+
+
+def _to(batch, device: str):
+    """Move a batch's tensors to the training device (nothing to do on CPU)."""
+    if device == "cpu" or not isinstance(batch, dict):
+        return batch
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _scalar(v) -> float:
