@@ -22,6 +22,9 @@ FAMILIES = (
     "deepatlas.report",
     "deepatlas.representation",
     "deepatlas.vision",
+
+    "deepatlas.pointcloud",
+    "deepatlas.objectives",
 )
 
 

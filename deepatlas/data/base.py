@@ -25,6 +25,7 @@ class DataConfig:
     tokenizer: str = option("char", "text tokens: char | bpe", choices=("char", "bpe"))
     vocab_size: int = option(512, "BPE vocabulary size (text, --tokenizer bpe)", low=8)
     seed: int = option(0, "seed for generated data and fixed splits")
+    points: int = option(1024, "points per cloud (point-cloud datasets)", low=1)
 
 
 @dataclass
