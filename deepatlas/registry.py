@@ -17,12 +17,10 @@ FAMILIES = (
     "deepatlas.diffusion",
     "deepatlas.discrete",
     "deepatlas.language",
-
     "deepatlas.generative",
     "deepatlas.report",
     "deepatlas.representation",
     "deepatlas.vision",
-
     "deepatlas.pointcloud",
     "deepatlas.objectives",
 )
