@@ -61,7 +61,8 @@ def feature_net(dataset, progress: bool = False) -> FeatureCNN:
                       ema_decay=0.0, ckpt_every=10**9, log_every=100, keep=1)
     saved = Checkpointer(run).load()
     if saved is None or saved.step < cfg.steps:
-        fit(net, dataset, cfg, run, progress=progress)
+        with torch.enable_grad():  # callers (evaluate) often run under no_grad
+            fit(net, dataset, cfg, run, progress=progress)
         saved = Checkpointer(run).load()
     net.load_state_dict(saved.weights)
     return net.eval()
