@@ -168,7 +168,7 @@ def test_broken_idx_files(tmp_path, capsys, tiny, how, message):
 def test_missing_idx_folder_subprocess(tmp_path):
     err = one_line_error(cli(tiny_args(tmp_path / "r", "--data", "fashion-mnist", "--data-path",
                                        str(tmp_path / "nowhere")), tiny=True))
-    assert "fashion-mnist folder not found" in err and "--path" in err
+    assert "fashion-mnist folder not found" in err and "--data-path" in err
 
 
 def test_lying_idx_header_never_allocates_what_it_claims():

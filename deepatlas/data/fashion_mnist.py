@@ -16,7 +16,7 @@ from deepatlas.errors import UserError
 from deepatlas.registry import register_dataset
 
 DEFAULT = Path("/usr/share/datasets/fashion-mnist")
-HINT = "install it with `apt-get install dataset-fashion-mnist` or pass --path to a folder with the IDX files"
+HINT = "install it with `apt-get install dataset-fashion-mnist` or pass --data-path to a folder with the IDX files"
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -38,7 +38,7 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(labels.astype("int64"))
 
 
-@register_dataset("fashion-mnist", "data", "70,000 28x28 grey clothes images, 10 classes (IDX files; --path)")
+@register_dataset("fashion-mnist", "data", "70,000 28x28 grey clothes images, 10 classes (IDX files; --data-path)")
 def load(cfg: DataConfig) -> Dataset:
     folder = Path(cfg.path) if cfg.path else DEFAULT
     if not folder.is_dir():
