@@ -136,7 +136,7 @@ class Diffusion(Method):
         g = torch.Generator().manual_seed(seed)
         y = None
         if label is not None:
-            if not 0 <= label < max(self.num_classes, 1) or not self.num_classes:
+            if not self.num_classes or not 0 <= label < self.num_classes:
                 raise UserError(f"--label {label} needs a class-conditional run with labels 0..{self.num_classes - 1}")
             y = torch.full((n,), label)
         frames: list[torch.Tensor] = []

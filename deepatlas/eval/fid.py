@@ -29,16 +29,18 @@ def features(net, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([net.features(c.clamp(-1, 1)) for c in images.split(512)])
 
 
+def _fid(net, samples: torch.Tensor, reference: torch.Tensor) -> float:
+    return frechet_distance(*gaussian_stats(features(net, samples)), *gaussian_stats(features(net, reference)))
+
+
 def fid(samples: torch.Tensor, dataset, reference: torch.Tensor | None = None) -> float:
     """FID of `samples` (N, C, H, W) in [-1, 1] against `reference` (default: the dataset's test split)."""
-    net = feature_net(dataset)
-    ref = dataset.test["x"] if reference is None else reference
-    return frechet_distance(*gaussian_stats(features(net, samples)), *gaussian_stats(features(net, ref)))
+    return _fid(feature_net(dataset), samples, dataset.test["x"] if reference is None else reference)
 
 
 def fid_against_test(samples: torch.Tensor, dataset) -> dict[str, float]:
     net = feature_net(dataset)
     ref = dataset.test["x"]
-    value = frechet_distance(*gaussian_stats(features(net, samples)), *gaussian_stats(features(net, ref)))
+    value = _fid(net, samples, ref)
     return {"fid": value, "fid_n_samples": len(samples), "fid_n_reference": len(ref),
             "feature_classifier_test_acc": accuracy(net, ref, dataset.test["y"])}

@@ -53,27 +53,24 @@ class KneserNey:
                     self.counts[k][h[1:]][w] += 1  # one more distinct left extension of h[1:] w
         self.totals = {k: {h: (sum(ws.values()), len(ws)) for h, ws in self.counts[k].items()} for k in self.counts}
 
-    def prob(self, w: int, h: tuple) -> float:
-        p = 1.0 / self.V
+    def _levels(self, h: tuple):
+        """(context, count, distinct followers, discount) for each order 1..n whose context was seen,
+        from the lowest order up: the interpolation walks them in this order."""
         for k in range(1, self.n + 1):
             ctx = tuple(h[len(h) - k + 1:]) if k > 1 else ()
             tot = self.totals[k].get(ctx)
-            if tot is None:
-                continue
-            c, types = tot
-            D = self.D if k > 1 else self.D1
+            if tot is not None:
+                yield k, ctx, tot[0], tot[1], self.D if k > 1 else self.D1
+
+    def prob(self, w: int, h: tuple) -> float:
+        p = 1.0 / self.V
+        for k, ctx, c, types, D in self._levels(h):
             p = max(self.counts[k][ctx].get(w, 0) - D, 0) / c + D * types / c * p
         return p
 
     def dist(self, h: tuple) -> torch.Tensor:
         p = torch.full((self.V,), 1.0 / self.V, dtype=torch.float64)
-        for k in range(1, self.n + 1):
-            ctx = tuple(h[len(h) - k + 1:]) if k > 1 else ()
-            tot = self.totals[k].get(ctx)
-            if tot is None:
-                continue
-            c, types = tot
-            D = self.D if k > 1 else self.D1
+        for k, ctx, c, types, D in self._levels(h):
             seen = torch.zeros(self.V, dtype=torch.float64)
             for w, cw in self.counts[k][ctx].items():
                 seen[w] = max(cw - D, 0)
