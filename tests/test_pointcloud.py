@@ -122,12 +122,47 @@ def test_binary_big_endian_ply(tmp_path):
     ("f.ply", "ply\nformat weird 1.0\nend_header\n", "unknown PLY format"),
     ("g.ply", "hello", "not a PLY file"),
     ("h.obj", "v 0 0 0", "unsupported file type"),
+    # found by tests/test_data_fuzz.py: each of these hung, crashed or returned NaN before
+    ("i.ply", "ply\nformat ascii 1.0\nelement vertex 1000000000000\nend_header\n", "no properties"),
+    ("j.ply", "ply\nformat ascii 1.0\nelement vertex 1000000000000\nproperty float x\nend_header\n1\n", "ends before"),
+    ("k.off", "OFF\n1 0 0\nnan 0 0\n", "not a finite"),
+    ("l.off", "OFF\n1 0 0\n1e400 0 0\n", "not a finite"),
+    ("m.off", "OFF\n-1 0 0\n0 0 0\n0 0 1\n", "negative counts"),
+    ("n.off", "OFF\n2 0 0\n0 0\n0 0 1\n", "fewer than 3 coordinates"),
+    ("o.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+              "element face 1\nproperty list uchar float vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 nan\n",
+     "must be integers"),
+    ("p.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty list uchar float x\nproperty float y\n"
+              "property float z\nend_header\n1 0 0 0\n", "scalar x, y or z"),
 ])
 def test_malformed_files_give_one_line_errors(tmp_path, name, text, match):
     (tmp_path / name).write_text(text)
     with pytest.raises(UserError, match=match) as e:
         read_mesh(tmp_path / name)
     assert "\n" not in str(e.value) and name in str(e.value)
+
+
+def test_binary_list_with_a_huge_count_is_refused_quickly(tmp_path):
+    """A face list whose uint count says 4e9 once built a 4-GB struct format string."""
+    import struct
+
+    head = b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n" \
+           b"property float z\nelement face 1\nproperty list uint int vertex_indices\nend_header\n"
+    (tmp_path / "big.ply").write_bytes(head + struct.pack("<9f", *range(9)) + struct.pack("<I", 2**32 - 1) + b"\0" * 12)
+    with pytest.raises(UserError, match="ends before"):
+        read_ply(tmp_path / "big.ply")
+
+
+def test_file_clouds_are_finite_even_for_huge_coordinates(tmp_path):
+    from deepatlas.data.pointclouds import cloud_from_file
+
+    (tmp_path / "far.off").write_text("OFF\n3 0 0\n3e38 3e38 0\n3e38 -3e38 1\n-3e38 0 2\n")
+    x, _ = cloud_from_file(tmp_path / "far.off", 8, torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all() and x.norm(dim=1).max() == pytest.approx(1.0)
+    (tmp_path / "neg.ply").write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+                                      "property float z\nproperty int label\nend_header\n0 0 0 -1\n")
+    with pytest.raises(UserError, match="non-negative integers"):
+        cloud_from_file(tmp_path / "neg.ply", 8, torch.Generator().manual_seed(0))
 
 
 def test_part_miou_by_hand():

@@ -287,16 +287,19 @@ def cloud_from_file(path: Path, points: int, g: torch.Generator) -> tuple[torch.
     if len(mesh.vertices) == 0:
         raise UserError(f"{path}: has no vertices")
     labels = mesh.vertex_props.get("label", mesh.vertex_props.get("part"))
+    if labels is not None and not bool(((labels >= 0) & (labels == labels.round())).all() if labels.is_floating_point()
+                                       else (labels >= 0).all()):
+        raise UserError(f"{path}: per-vertex part labels must be non-negative integers")
     if mesh.faces is not None and labels is None:
         try:
             pts, _ = sample_surface(mesh.vertices, mesh.faces, points, g)
         except ValueError:
             raise UserError(f"{path}: the mesh has no surface area") from None
-        return normalize(pts), None
+        return normalize(pts.double()).float(), None  # double: float32 sums of coordinates near 3e38 overflow
     replace = len(mesh.vertices) < points
     idx = (torch.randint(len(mesh.vertices), (points,), generator=g) if replace
            else torch.randperm(len(mesh.vertices), generator=g)[:points])
-    return normalize(mesh.vertices[idx]), (labels[idx].long() if labels is not None else None)
+    return normalize(mesh.vertices[idx].double()).float(), (labels[idx].long() if labels is not None else None)
 
 
 @register_dataset("pointcloud-files", "pointcloud", "OFF/PLY files in ModelNet layout: --path ROOT with "

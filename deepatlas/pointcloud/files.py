@@ -29,6 +29,12 @@ def _bad(path, what: str) -> UserError:
     return UserError(f"{path}: {what}")
 
 
+def _finite(v: torch.Tensor, path) -> torch.Tensor:
+    if not torch.isfinite(v).all():
+        raise _bad(path, "a vertex coordinate is not a finite float32 number (nan, inf or beyond 3.4e38)")
+    return v
+
+
 def _triangles(polys: list[list[int]], nv: int, path) -> torch.Tensor | None:
     tris = []
     for poly in polys:
@@ -59,19 +65,21 @@ def read_off(path: str | Path) -> Mesh:
         nv, nf = int(head[0]), int(head[1])
     except (ValueError, IndexError):
         raise _bad(path, f"the count line should be 'vertices faces edges', got {' '.join(head)!r}") from None
+    if nv < 0 or nf < 0:
+        raise _bad(path, f"negative counts in the count line {' '.join(head)!r}")
     if len(rest) < nv + nf:
         raise _bad(path, f"declares {nv} vertices and {nf} faces but has only {len(rest)} data lines")
+    if any(len(ln) < 3 for ln in rest[:nv]):
+        raise _bad(path, "a vertex line has fewer than 3 coordinates")
     try:
         v = torch.tensor([[float(t) for t in ln[:3]] for ln in rest[:nv]], dtype=torch.float32)
         polys = [[int(t) for t in ln[1:1 + int(ln[0])]] for ln in rest[nv:nv + nf]]
     except ValueError as e:
         raise _bad(path, f"a vertex or face line is not numeric ({e})") from None
-    if v.numel() and v.shape[1] != 3:
-        raise _bad(path, "a vertex line has fewer than 3 coordinates")
     for ln, poly in zip(rest[nv:nv + nf], polys):
         if len(poly) != int(ln[0]):
             raise _bad(path, f"a face declares {ln[0]} vertices but lists {len(poly)}")
-    return Mesh(v.view(-1, 3), _triangles(polys, nv, path))
+    return Mesh(_finite(v.view(-1, 3), path), _triangles(polys, nv, path))
 
 
 def write_off(path: str | Path, mesh: Mesh) -> None:
@@ -129,24 +137,35 @@ def read_ply(path: str | Path) -> Mesh:
             raise _bad(path, f"malformed header line {ln!r}")
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
         raise _bad(path, f"unknown PLY format {fmt!r} (ascii, binary_little_endian or binary_big_endian)")
-    for _, _, props in elements:
-        for name, typ, count in props:
-            if typ not in _PLY_TYPES or (count is not None and count not in _PLY_TYPES):
+    for ename, count, props in elements:
+        if count and not props:
+            raise _bad(path, f"element '{ename}' declares {count} entries but no properties")
+        for name, typ, ctype in props:
+            if typ not in _PLY_TYPES or (ctype is not None and ctype not in _PLY_TYPES):
                 raise _bad(path, f"unknown PLY property type in '{name}'")
+    # every entry takes at least one token (ascii: 2 bytes with its separator) or one value's bytes
+    least = sum(count * (2 if fmt == "ascii" else len(props)) for _, count, props in elements)
+    if least > len(body):
+        raise _bad(path, "the file ends before all elements declared in the header")
     values = _ply_ascii(body, elements, path) if fmt == "ascii" else _ply_binary(body, elements, fmt, path)
     if "vertex" not in values:
         raise _bad(path, "has no 'vertex' element")
     vert = values["vertex"]
-    if not all(k in vert for k in "xyz"):
-        raise _bad(path, "the vertex element lacks x, y or z")
-    v = torch.tensor(np.stack([vert["x"], vert["y"], vert["z"]], 1), dtype=torch.float32).view(-1, 3)
-    props = {k: torch.as_tensor(np.asarray(a)) for k, a in vert.items() if k not in "xyz"}
+    kinds = {p: c for name, _, ps in elements if name == "vertex" for p, _, c in ps}
+    if not all(k in vert and kinds[k] is None for k in "xyz"):
+        raise _bad(path, "the vertex element lacks scalar x, y or z properties")
+    with np.errstate(over="ignore"):  # doubles beyond float32 become inf, refused by _finite
+        v = _finite(torch.tensor(np.stack([vert["x"], vert["y"], vert["z"]], 1), dtype=torch.float32).view(-1, 3), path)
+    props = {k: torch.as_tensor(np.asarray(a)) for k, a in vert.items() if k not in "xyz" and kinds[k] is None}
     faces = None
     if "face" in values:
-        lists = next((a for k, a in values["face"].items() if k in ("vertex_indices", "vertex_index")), None)
-        if lists is None:
+        face_props = {p: t for name, _, ps in elements if name == "face" for p, t, c in ps if c is not None}
+        key = next((k for k in face_props if k in ("vertex_indices", "vertex_index")), None)
+        if key is None:
             raise _bad(path, "the face element has no vertex_indices list")
-        faces = _triangles([list(map(int, p)) for p in lists], len(v), path)
+        if _PLY_TYPES[face_props[key]] in "fd":
+            raise _bad(path, f"face indices are of type {face_props[key]}; they must be integers")
+        faces = _triangles([list(map(int, p)) for p in values["face"][key]], len(v), path)
     return Mesh(v, faces, props)
 
 
@@ -198,11 +217,13 @@ def _ply_binary(body: bytes, elements, fmt: str, path) -> dict:
                         cf = order + _PLY_TYPES[ctype]
                         k = struct.unpack_from(cf, body, pos)[0]
                         pos += struct.calcsize(cf)
-                        f = order + _PLY_TYPES[typ] * k
+                        if not 0 <= k <= len(body):  # also refuses a float count (nan, inf, 1e30)
+                            raise ValueError
+                        f = f"{order}{int(k)}{_PLY_TYPES[typ]}"
                         cols[pname].append(list(struct.unpack_from(f, body, pos)))
                         pos += struct.calcsize(f)
             out[name] = cols
-    except (ValueError, struct.error):
+    except (ValueError, OverflowError, struct.error):
         raise _bad(path, "the file ends before all elements declared in the header") from None
     return out
 
