@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from deepatlas.data.base import DataConfig
 from deepatlas.data.coco import read_coco, write_coco
@@ -69,8 +70,29 @@ def test_coco_loader_errors(tmp_path):
     with pytest.raises(UserError, match="not a COCO annotation file"):
         load(DataConfig(name="coco", path=str(bad)))
     bad.write_text(json.dumps({"images": [{"id": 1}], "annotations": [], "categories": []}))
-    with pytest.raises(UserError, match="malformed"):
+    with pytest.raises(UserError, match="no 'file_name'"):
         load(DataConfig(name="coco", path=str(bad)))
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    image = lambda i, f="a.png": {"id": i, "file_name": f}  # noqa: E731
+    ann = lambda box, **kw: {"id": 1, "image_id": 1, "category_id": 1, "bbox": box, **kw}  # noqa: E731
+    cases = [  # (document, what the one-line error must say)
+        ({"images": [image(1), image(2)], "annotations": [ann([0, 0, float("nan"), 1])], "categories": [{"id": 1}]},
+         "finite numbers"),
+        ({"images": [image(1), image(2)], "annotations": [ann([0, 0, 1])], "categories": [{"id": 1}]}, "bbox"),
+        ({"images": [image(1), image(2)], "annotations": [ann([0, 0, -1, 1])], "categories": [{"id": 1}]}, "negative"),
+        ({"images": [image("1"), image(2)], "annotations": [], "categories": [{"id": 1}]}, "ids are integers"),
+        ({"images": [image(1), image(1)], "annotations": [], "categories": [{"id": 1}]}, "share an id"),
+        ({"images": [image(1)], "annotations": [], "categories": [{"id": 1}]}, "at least 2"),
+        ({"images": [image(1, "b.png"), image(2, "b.png")], "annotations": [], "categories": []}, "not a readable image"),
+        ({"images": [image(1), image(2)], "annotations": [ann([0, 0, 1, 1], category_id=5)], "categories": [{"id": 1}]},
+         "unknown category_id 5"),
+    ]
+    for doc, match in cases:
+        bad.write_text(json.dumps(doc))
+        with pytest.raises(UserError, match=match) as e:
+            load(DataConfig(name="coco", path=str(bad), seed=1))
+        assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="not found"):
         load(DataConfig(name="coco", path=str(tmp_path / "missing.json")))
 

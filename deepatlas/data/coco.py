@@ -63,31 +63,72 @@ def _read_json(path: Path) -> dict:
 
 def _find_image(path: Path, fname: str) -> Path:
     for cand in (path.parent / fname, path.parent / "images" / fname, path.parent / "images" / Path(fname).name):
-        if cand.exists():
+        if cand.is_file():
             return cand
     raise UserError(f"{path}: image '{fname}' not found next to the JSON or in an images/ folder beside it")
+
+
+def _open_image(path: Path, fname: str) -> Image.Image:
+    found = _find_image(path, fname)
+    try:
+        pic = Image.open(found)
+        pic.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{found}: not a readable image ({e})") from None
+    return pic
+
+
+def _int_id(entry, key: str, what: str, path: Path) -> int:
+    v = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise UserError(f"{path}: {what} has {key} {v!r}; COCO ids are integers")
+    return v
+
+
+def _entries(d: dict, path: Path):
+    """Check the fields read_coco uses -> (categories [(id, name)], images [(id, file)], annotations
+    [(image_id, category_id, (x, y, w, h), crowd)]), each malformed entry named in a one-line error."""
+    cats = [(_int_id(c, "id", f"category {k}", path), c.get("name")) for k, c in enumerate(d["categories"])]
+    images = []
+    for k, im in enumerate(d["images"]):
+        iid = _int_id(im, "id", f"image {k}", path)
+        if not isinstance(im.get("file_name"), str) or not im["file_name"]:
+            raise UserError(f"{path}: image {iid} has no 'file_name' string")
+        images.append((iid, im["file_name"]))
+    for what, ids in (("category", [c for c, _ in cats]), ("image", [i for i, _ in images])):
+        if len(set(ids)) != len(ids):
+            raise UserError(f"{path}: two {what} entries share an id")
+    anns = []
+    for k, a in enumerate(d["annotations"]):
+        iid, cid = _int_id(a, "image_id", f"annotation {k}", path), _int_id(a, "category_id", f"annotation {k}", path)
+        box = a.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                  and np.isfinite(v) for v in box)):
+            raise UserError(f"{path}: annotation {a.get('id', k)} has bbox {box!r}; expected [x, y, width, height] of finite numbers")
+        if box[2] < 0 or box[3] < 0:
+            raise UserError(f"{path}: annotation {a.get('id', k)} has a negative width or height in bbox {box}")
+        anns.append((iid, cid, tuple(float(v) for v in box), bool(a.get("iscrowd", 0))))
+    return cats, images, anns
 
 
 def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None):
     """-> (TensorData with x, boxes, labels, crowd; class names; category ids)."""
     path = Path(path)
-    d = _read_json(path)
-    try:
-        cats = sorted(d["categories"], key=lambda c: c["id"])
-        cat_ids = cat_ids or [c["id"] for c in cats]
-        names = [str(c.get("name", c["id"])) for c in cats]
-        index = {cid: k for k, cid in enumerate(cat_ids)}
-        imgs = [im for im in d["images"] if image_ids is None or im["id"] in image_ids]
-        by_image: dict = {im["id"]: [] for im in imgs}
-        for a in d["annotations"]:
-            if a["image_id"] in by_image:
-                if a["category_id"] not in index:
-                    raise UserError(f"{path}: annotation {a.get('id')} has unknown category_id {a['category_id']}")
-                by_image[a["image_id"]].append(a)
-        files = [(im["id"], im["file_name"]) for im in imgs]
-    except (KeyError, TypeError) as e:
-        raise UserError(f"{path}: malformed COCO entry (missing or wrong field {e})") from None
-    pictures = [Image.open(_find_image(path, f)) for _, f in files]
+    cats, images, anns = _entries(_read_json(path), path)
+    cats.sort()
+    cat_ids = cat_ids or [c for c, _ in cats]
+    names = [str(name if name is not None else cid) for cid, name in cats]
+    index = {cid: k for k, cid in enumerate(cat_ids)}
+    files = [(iid, f) for iid, f in images if image_ids is None or iid in image_ids]
+    if not files:
+        raise UserError(f"{path}: no images to load; a COCO file needs at least one entry in 'images'")
+    by_image: dict = {iid: [] for iid, _ in files}
+    for iid, cid, box, crowd in anns:
+        if iid in by_image:
+            if cid not in index:
+                raise UserError(f"{path}: an annotation of image {iid} has unknown category_id {cid}")
+            by_image[iid].append((cid, box, crowd))
+    pictures = [_open_image(path, f) for _, f in files]
     grey = all(p.mode in ("L", "1", "I;16") for p in pictures)
     n, m = len(files), max([len(v) for v in by_image.values()] + [1])
     x = torch.full((n, 1 if grey else 3, canvas, canvas), -1.0)
@@ -100,11 +141,12 @@ def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None 
         arr = np.asarray(pic.resize((w, h), Image.BILINEAR) if (w, h) != pic.size else pic, dtype=np.float32)
         arr = arr[None] if grey else arr.transpose(2, 0, 1)
         x[i, :, :h, :w] = torch.from_numpy(arr) / 127.5 - 1
-        for k, a in enumerate(by_image[iid]):
-            bx, by, bw, bh = (float(v) for v in a["bbox"])
+        for k, (cid, (bx, by, bw, bh), is_crowd) in enumerate(by_image[iid]):
             boxes[i, k] = torch.tensor([bx, by, bx + bw, by + bh]) * s
-            labels[i, k] = index[a["category_id"]]
-            crowd[i, k] = bool(a.get("iscrowd", 0))
+            labels[i, k] = index[cid]
+            crowd[i, k] = is_crowd
+    if not torch.isfinite(boxes).all():
+        raise UserError(f"{path}: a bbox is too large to represent (values beyond float32)")
     return TensorData(x=x, boxes=boxes, labels=labels, crowd=crowd), names, cat_ids
 
 
@@ -117,8 +159,11 @@ def load(cfg: DataConfig) -> Dataset:
         train, names, ids = read_coco(path / "train.json")
         test, _, _ = read_coco(path / "test.json", cat_ids=ids)
     else:
-        d = _read_json(path)
-        all_ids = sorted(im["id"] for im in d["images"] if isinstance(im, dict) and "id" in im)
+        _, images, _ = _entries(_read_json(path), path)
+        all_ids = sorted(iid for iid, _ in images)
+        if len(all_ids) < 2:
+            raise UserError(f"{path}: {len(all_ids)} image(s); a single COCO file is split 80/20 into train and "
+                            "test, so it needs at least 2 (or pass a folder with train.json and test.json)")
         perm = torch.randperm(len(all_ids), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         n_test = max(1, round(0.2 * len(all_ids)))
         test_ids = {all_ids[j] for j in perm[:n_test]}
