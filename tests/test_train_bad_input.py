@@ -165,6 +165,65 @@ def test_broken_idx_files(tmp_path, capsys, tiny, how, message):
     assert re.search(message, err), err
 
 
+# --- text corpora, COCO JSON, OFF/PLY meshes, through the CLI ------------------------------------
+
+def _text_file(d: Path, raw: bytes) -> Path:
+    (d / "corpus.txt").write_bytes(raw)
+    return d / "corpus.txt"
+
+
+def _coco_file(d: Path, doc) -> Path:
+    (d / "images").mkdir()
+    (d / "images" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (d / "coco.json").write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return d / "coco.json"
+
+
+def _mesh_folder(d: Path, name: str, raw: bytes) -> Path:
+    for split in ("train", "test"):
+        (d / "cube" / split).mkdir(parents=True)
+        (d / "cube" / split / name).write_bytes(raw)
+    return d
+
+
+IMAGES = [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "a.png"}]
+
+
+@pytest.mark.parametrize("method,data,make,message", [
+    ("mdlm", "text", lambda d: _text_file(d, "caf\xe9".encode("latin-1")), "is not UTF-8 text \\(byte 3\\)"),
+    ("mdlm", "text", lambda d: _text_file(d, b""), "holds no text"),
+    ("mdlm", "text", lambda d: _text_file(d, b"  \n\t "), "holds no text"),
+    ("mdlm", "text", lambda d: _text_file(d, b"short"), "fewer than --data-seq-len"),
+    ("mdlm", "text", lambda d: d / "nowhere.txt", "no such file or folder"),
+    ("fcos", "coco", lambda d: _coco_file(d, "{\"images\": ["), "not valid JSON"),
+    ("fcos", "coco", lambda d: _coco_file(d, []), "not a COCO annotation file"),
+    ("fcos", "coco", lambda d: _coco_file(d, {"images": IMAGES, "annotations": [{"image_id": 1, "category_id": 1}],
+                                              "categories": [{"id": 1}]}), "bbox None"),
+    ("fcos", "coco", lambda d: _coco_file(d, {"images": IMAGES, "annotations": [], "categories": []}),
+     "not a readable image"),
+    ("pointnet", "pointcloud-files", lambda d: _mesh_folder(d, "a.off", b"OFF\n3 1 0\n0 0 0\n"), "declares 3 vertices"),
+    ("pointnet", "pointcloud-files", lambda d: _mesh_folder(d, "a.ply", b"\xff\xfe binary junk"), "not a PLY file"),
+    ("pointnet", "pointcloud-files", lambda d: _mesh_folder(d, "a.off", "OFF\n1 0 0\nnan 1 2\n".encode()),
+     "not a finite"),
+])
+def test_bad_data_files(tmp_path, capsys, method, data, make, message):
+    import re
+
+    (tmp_path / "in").mkdir()
+    path = make(tmp_path / "in")
+    err = error_of(["train", method, "--data", data, "--data-path", path, "--out", tmp_path / "r", "--no-progress",
+                    "--train-steps", "1"], capsys)
+    assert re.search(message, err), err
+
+
+def test_bad_text_file_subprocess(tmp_path):
+    """The real command line: one line on stderr, nothing else."""
+    bad = _text_file(tmp_path, b"\x80\x81 not utf-8")
+    err = one_line_error(cli(["train", "mdlm", "--data", "text", "--data-path", str(bad), "--out", str(tmp_path / "r"),
+                              "--no-progress", "--train-steps", "1"]))
+    assert "is not UTF-8 text" in err
+
+
 def test_missing_idx_folder_subprocess(tmp_path):
     err = one_line_error(cli(tiny_args(tmp_path / "r", "--data", "fashion-mnist", "--data-path",
                                        str(tmp_path / "nowhere")), tiny=True))

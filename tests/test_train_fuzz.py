@@ -10,16 +10,14 @@ structured cases: a valid header with random fields, and a valid file with rando
 import gzip
 import io
 import json
-import os
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from fuzzing import JSON, edits, run_both, tmpfile
 from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
@@ -27,45 +25,6 @@ from deepatlas.config import option
 from deepatlas.data.idx import DTYPES, parse_idx, read_idx
 from deepatlas.errors import UserError
 from deepatlas.train.checkpoint import Checkpointer, load_optimizer_state, load_weights
-
-SLOW = int(os.environ.get("DEEPATLAS_FUZZ_CASES", "3000"))
-
-
-def fuzz(n: int):
-    return settings(max_examples=n, deadline=None, derandomize=n < 1000, database=None,
-                    suppress_health_check=list(HealthCheck))
-
-
-def run_both(test):
-    """Two tests from one property: a short deterministic one (default suite) and a long one (slow)."""
-    short = fuzz(150)(given(data=st.data())(test))
-    long = pytest.mark.slow(fuzz(SLOW)(given(data=st.data())(test)))
-    return short, long
-
-
-def _tmpfile(raw: bytes, name: str) -> tuple[tempfile.TemporaryDirectory, Path]:
-    d = tempfile.TemporaryDirectory()
-    p = Path(d.name) / name
-    p.write_bytes(raw)
-    return d, p
-
-
-def _edits(data, raw: bytes) -> bytes:
-    """A few random byte edits, truncations or insertions of a valid file."""
-    b = bytearray(raw)
-    for _ in range(data.draw(st.integers(1, 4))):
-        kind = data.draw(st.sampled_from(["flip", "cut", "insert", "set"]))
-        i = data.draw(st.integers(0, max(len(b) - 1, 0)))
-        if kind == "flip" and b:
-            b[i] ^= 1 << data.draw(st.integers(0, 7))
-        elif kind == "cut":
-            b = b[:i]
-        elif kind == "insert":
-            b[i:i] = data.draw(st.binary(min_size=1, max_size=8))
-        elif kind == "set" and b:
-            b[i] = data.draw(st.integers(0, 255))
-    return bytes(b)
-
 
 # --- IDX ----------------------------------------------------------------------------------------
 
@@ -83,7 +42,7 @@ def _idx_case(data) -> bytes:
     code = data.draw(st.sampled_from(sorted(DTYPES)))
     a = np.arange(int(np.prod(shape))).astype(DTYPES[code]).reshape(shape)
     raw = struct.pack(">HBB", 0, code, len(shape)) + struct.pack(f">{len(shape)}I", *shape) + a.tobytes()
-    return _edits(data, raw) if data.draw(st.booleans()) else raw
+    return edits(data, raw) if data.draw(st.booleans()) else raw
 
 
 def check_idx(data):
@@ -102,8 +61,8 @@ def check_idx(data):
 def check_idx_gzip(data):
     raw = gzip.compress(_idx_case(data))
     if data.draw(st.booleans()):
-        raw = _edits(data, raw)
-    d, p = _tmpfile(raw, "x.gz")
+        raw = edits(data, raw)
+    d, p = tmpfile(raw, "x.gz")
     with d:
         try:
             read_idx(p)
@@ -139,11 +98,11 @@ def _safetensors_case(data) -> bytes:
         length = data.draw(st.sampled_from([len(text), len(text) + 1, max(len(text) - 1, 0), 2**63]))
         return struct.pack("<Q", length) + text + data.draw(st.binary(max_size=128))
     tensors = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "ema.w": torch.ones(2, 3)}
-    return _edits(data, st_save(tensors, {"step": "3"}))
+    return edits(data, st_save(tensors, {"step": "3"}))
 
 
 def check_safetensors(data):
-    d, p = _tmpfile(_safetensors_case(data), "model.safetensors")
+    d, p = tmpfile(_safetensors_case(data), "model.safetensors")
     with d:
         try:
             raw, ema = load_weights(p)
@@ -172,8 +131,8 @@ VALID_OPT = _valid_optimizer_bytes()
 
 
 def check_optimizer_state(data):
-    raw = data.draw(st.binary(max_size=64)) if data.draw(st.booleans()) else _edits(data, VALID_OPT)
-    d, p = _tmpfile(raw, "optimizer.pt")
+    raw = data.draw(st.binary(max_size=64)) if data.draw(st.booleans()) else edits(data, VALID_OPT)
+    d, p = tmpfile(raw, "optimizer.pt")
     with d:
         try:
             state = load_optimizer_state(p)
@@ -187,10 +146,6 @@ test_fuzz_optimizer_state, test_fuzz_optimizer_state_slow = run_both(check_optim
 
 
 # --- config.json and state.json -------------------------------------------------------------------
-
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                    max_leaves=12)
 
 VALID_CONFIG = {"method": "toy-test", "data": {"name": "toy2d", "size": 64},
                 "model": {"width": 8}, "train": {"steps": 10, "lr": 0.01}}
