@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from deepatlas.errors import UserError
@@ -58,10 +58,13 @@ def edits(data, raw: bytes) -> bytes:
 def one_line(fn, *args, **kwargs):
     """fn's result, or None when it raised a one-line UserError (any other exception fails the test)."""
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
     except UserError as e:
         assert "\n" not in str(e), str(e)
+        event("refused with a UserError")  # shown by pytest --hypothesis-show-statistics
         return None
+    event("parsed")
+    return out
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),

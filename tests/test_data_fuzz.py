@@ -80,8 +80,24 @@ def _replace_somewhere(data, doc, value):
         node = child
 
 
+def _random_coco(data) -> dict:
+    """A well-formed document with random sizes, ids and boxes (extreme but finite numbers included)."""
+    cat_ids = data.draw(st.lists(st.integers(-5, 2**40), min_size=1, max_size=4, unique=True))
+    n = data.draw(st.integers(2, 6))
+    images = [{"id": i, "file_name": data.draw(st.sampled_from(["images/im0.png", "im1.png", "images/im1.png"]))}
+              for i in range(n)]
+    size = st.floats(0, 1e30, allow_nan=False) | st.integers(0, 200)
+    anns = [{"image_id": data.draw(st.integers(0, n - 1)), "category_id": data.draw(st.sampled_from(cat_ids)),
+             "bbox": [data.draw(st.floats(-1e30, 1e30) | st.integers(-50, 200)), data.draw(st.integers(-50, 200)),
+                      data.draw(size), data.draw(size)], "iscrowd": data.draw(st.sampled_from([0, 1, True]))}
+            for _ in range(data.draw(st.integers(0, 8)))]
+    return {"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)} for c in cat_ids]}
+
+
 def _coco_case(data) -> bytes:
-    kind = data.draw(st.sampled_from(["random", "json", "replaced", "edited"]))
+    kind = data.draw(st.sampled_from(["random", "json", "valid", "replaced", "edited"]))
+    if kind == "valid":
+        return json.dumps(_random_coco(data)).encode()
     if kind == "random":
         return data.draw(st.binary(max_size=200))
     if kind == "json":
@@ -164,9 +180,29 @@ def _ply_header(data) -> str:
     return "\n".join(lines + ["end_header"]) + "\n"
 
 
+def _random_mesh_file(data, suffix: str) -> bytes:
+    """A well-formed OFF or PLY file of a random mesh: any float32 coordinates, faces or a bare cloud, labels."""
+    nv = data.draw(st.integers(1, 8))
+    coord = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    v = torch.tensor(data.draw(st.lists(st.tuples(coord, coord, coord), min_size=nv, max_size=nv)))
+    faces = data.draw(st.lists(st.tuples(*[st.integers(0, nv - 1)] * 3), max_size=6))
+    f = torch.tensor(faces, dtype=torch.int64).view(-1, 3) if faces and data.draw(st.booleans()) else None
+    props = {"label": torch.tensor(data.draw(st.lists(st.integers(0, 5), min_size=nv, max_size=nv)))} \
+        if suffix == ".ply" and data.draw(st.booleans()) else {}
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / f"m{suffix}"
+        if suffix == ".off":
+            write_off(p, Mesh(v, f))
+        else:
+            write_ply(p, Mesh(v, f, props), binary=data.draw(st.booleans()))
+        return p.read_bytes()
+
+
 def _mesh_case(data) -> tuple[bytes, str]:
     suffix = data.draw(st.sampled_from([".off", ".ply"]))
-    kind = data.draw(st.sampled_from(["random", "structured", "edited"]))
+    kind = data.draw(st.sampled_from(["random", "structured", "valid", "edited"]))
+    if kind == "valid":
+        return _random_mesh_file(data, suffix), suffix
     if kind == "random":
         return data.draw(st.binary(max_size=200)), suffix
     if kind == "edited":
