@@ -2,7 +2,7 @@
 a fixed number of steps on one CPU thread, then evaluates; it prints one JSON line per model with the
 measured CPU seconds, steps/s and the metric. Results are copied into bench/RESULTS.md by hand.
 
-    OMP_NUM_THREADS=1 python bench/generative.py --part ar|vae|flows|gan|fid|peers-flows|peers-vae
+    OMP_NUM_THREADS=1 python bench/generative.py --part ar|vae|flows|flows-moons|gan|fid|peers-flows|peers-maf|peers-vae
 
 Data: binarised Fashion-MNIST (fixed Bernoulli draw: train seed 0, test seed 1), grey Fashion-MNIST,
 toy2d. Budgets are small on purpose (the whole suite is ~25 CPU-minutes): these are not converged numbers.
@@ -11,6 +11,7 @@ toy2d. Budgets are small on purpose (the whole suite is ~25 CPU-minutes): these 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import tempfile
@@ -93,17 +94,27 @@ def part_vae(args):
 
 
 def part_flows(args):
-    from deepatlas.generative.flows.method import Glow, RealNVP
+    from deepatlas.generative.flows.method import MAF, Glow, RealNVP
 
     data = load_dataset(DataConfig(name="fashion-mnist"))
-    for name, cls in (("realnvp", RealNVP), ("glow", Glow)):
+    plans = [("realnvp", RealNVP, RealNVP.Config(steps=2, levels=2, hidden=32)),
+             ("glow", Glow, Glow.Config(steps=2, levels=2, hidden=32)),
+             ("maf", MAF, MAF.Config(steps=5, hidden=128))]  # 5 MADEs 784 -> 128 -> 128 -> 2x784 on the flat image
+    for name, cls, cfg in plans:
+        if args.flow_models and name not in args.flow_models:
+            continue
         torch.manual_seed(0)
-        m = cls(cls.Config(steps=2, levels=2, hidden=32), data.info)
+        m = cls(cfg, data.info)
         t = train(m, data, int(400 * args.scale), 64, 1e-3)
         torch.manual_seed(0)
+        c0 = time.process_time()
         r = m.evaluate(data, args.n_test, fid=False)
+        eval_cpu = time.process_time() - c0
+        c0 = time.process_time()
+        m.draw(64)  # MAF: one MADE pass per dimension and layer
         report(name, **t, params=sum(p.numel() for p in m.parameters()), test_examples=r["n"],
-               bits_per_dim=round(r["bits_per_dim"], 3))
+               bits_per_dim=round(r["bits_per_dim"], 3), eval_cpu_s=round(eval_cpu, 1),
+               sample_64_cpu_s=round(time.process_time() - c0, 1))
 
 
 def part_gan(args):
@@ -154,6 +165,15 @@ def part_fid_ref(args):
            fid_n_reference=r["fid_n_reference"])
 
 
+def need(module: str) -> None:
+    """Peers are optional extras: say how to get a missing one instead of a traceback."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise SystemExit(f"this part compares against {module}, which is not installed: pip install {module} "
+                         f"(or pip install -e .[peers])") from None
+
+
 def plain_loop(loss_fn, params, data, steps, batch, lr, seed=0):
     """The same loop for ours and the peer: AdamW, fixed batch order, no clipping; returns CPU seconds."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -169,39 +189,111 @@ def plain_loop(loss_fn, params, data, steps, batch, lr, seed=0):
     return time.process_time() - c0
 
 
+def _moons():
+    data = load_dataset(DataConfig(name="toy2d", variant="moons"))
+    return data, data.test.get(torch.arange(len(data.test)))["x"]
+
+
+def moons_row(model, loss_fn, log_prob, data, x_test, steps, batch=256, lr=1e-3):
+    """Train `model` with plain_loop on two moons; returns the report fields and the raw (cpu s, test NLL)."""
+    cpu = plain_loop(loss_fn, list(model.parameters()), data, steps, batch, lr)
+    with torch.no_grad():
+        nll = -log_prob(x_test).mean().item()
+    row = dict(steps=steps, batch=batch, params=sum(p.numel() for p in model.parameters()), cpu_s=round(cpu, 1),
+               steps_per_cpu_s=round(steps / cpu, 1), test_nll_nats=round(nll, 3))
+    return row, cpu, nll
+
+
+def ours_on_moons(cls, cfg, data, x_test, steps):
+    torch.manual_seed(0)
+    m = cls(cfg, data.info)
+    return moons_row(m, lambda x: m.loss({"x": x})["loss"], m.log_prob, data, x_test, steps)
+
+
+def moons_log_prob(x, n_angles=4096):
+    """Exact log-density of deepatlas.data.toy2d.moons, up to a midpoint rule over the arc angle a ~ U(0, pi):
+    p(x) = sum_k 1/2 (1/pi) int N(x; 1.5 (arc_k(a) - c), (1.5 * 0.05)^2 I) da. Its mean over test points
+    estimates the data entropy, the floor of any model's expected test NLL."""
+    a = (torch.arange(n_angles, dtype=torch.float64) + 0.5) * math.pi / n_angles
+    arcs = torch.cat([torch.stack([torch.cos(a), torch.sin(a)], 1), torch.stack([1 - torch.cos(a), 0.5 - torch.sin(a)], 1)])
+    means, sigma = (arcs - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 1.5, 1.5 * 0.05  # (2A, 2)
+    out = []
+    for xb in x.double().split(500):
+        log_n = -torch.cdist(xb, means) ** 2 / (2 * sigma ** 2) - math.log(2 * math.pi * sigma ** 2)  # (B, 2A)
+        out.append(torch.logsumexp(log_n, 1) - math.log(2 * n_angles))
+    return torch.cat(out)
+
+
+def part_flows_moons(args):
+    """The three flow families on two moons, same loop, batches and budget: planar, MAF, RealNVP."""
+    from deepatlas.generative.flows.method import MAF, PlanarFlow, RealNVP
+
+    data, x_test = _moons()
+    report("data-generating density (numerical)", test_nll_nats=round(-moons_log_prob(x_test).mean().item(), 3))
+    steps = int(2000 * args.scale)
+    for name, cls, cfg in (("planar, 16 layers", PlanarFlow, PlanarFlow.Config(steps=16)),
+                           ("planar, 32 layers", PlanarFlow, PlanarFlow.Config(steps=32)),
+                           ("maf, 5 MADEs 64-64", MAF, MAF.Config(steps=5, hidden=64)),
+                           ("realnvp, 8 couplings 64-64", RealNVP, RealNVP.Config(steps=8, hidden=64))):
+        row, _, _ = ours_on_moons(cls, cfg, data, x_test, steps)
+        report(name, **row)
+
+
 def part_peers_flows(args):
     """RealNVP on two moons: ours vs normflows, same coupling count, MLP widths, optimizer, batches."""
+    need("normflows")
     import normflows as nf
 
     from deepatlas.generative.flows.method import RealNVP
 
-    data = load_dataset(DataConfig(name="toy2d", variant="moons"))
-    steps, batch, lr, K, H = int(2000 * args.scale), 256, 1e-3, 8, 64
-    x_test = data.test.get(torch.arange(len(data.test)))["x"]
-    torch.manual_seed(0)
-    ours = RealNVP(RealNVP.Config(steps=K, hidden=H), data.info)
-    cpu = plain_loop(lambda x: ours.loss({"x": x})["loss"], list(ours.parameters()), data, steps, batch, lr)
-    with torch.no_grad():
-        nll = -ours.log_prob(x_test).mean().item()
-    n_ours = sum(p.numel() for p in ours.parameters())
-    report("realnvp (deepatlas)", steps=steps, batch=batch, params=n_ours, cpu_s=round(cpu, 1),
-           steps_per_cpu_s=round(steps / cpu, 1), test_nll_nats=round(nll, 3))
+    data, x_test = _moons()
+    steps, K, H = int(2000 * args.scale), 8, 64
+    row, cpu, nll = ours_on_moons(RealNVP, RealNVP.Config(steps=K, hidden=H), data, x_test, steps)
+    report("realnvp (deepatlas)", **row)
     torch.manual_seed(0)
     flows = []
     for _ in range(K):  # normflows: split coupling on one half + swap, MLP 1 -> H -> H -> 2
         flows += [nf.flows.AffineCouplingBlock(nf.nets.MLP([1, H, H, 2], init_zeros=True)), nf.flows.Permute(2, mode="swap")]
     peer = nf.NormalizingFlow(nf.distributions.base.DiagGaussian(2, trainable=False), flows)
-    cpu_p = plain_loop(lambda x: peer.forward_kld(x), list(peer.parameters()), data, steps, batch, lr)
-    with torch.no_grad():
-        nll_p = -peer.log_prob(x_test).mean().item()
-    report("realnvp (normflows 1.7.3)", steps=steps, batch=batch, params=sum(p.numel() for p in peer.parameters()),
-           cpu_s=round(cpu_p, 1), steps_per_cpu_s=round(steps / cpu_p, 1), test_nll_nats=round(nll_p, 3),
-           speed_ratio_ours_over_peer=round(cpu_p / cpu, 2), nll_difference_ours_minus_peer=round(nll - nll_p, 3))
+    row, cpu_p, nll_p = moons_row(peer, peer.forward_kld, peer.log_prob, data, x_test, steps)
+    report("realnvp (normflows 1.7.3)", **row, speed_ratio_ours_over_peer=round(cpu_p / cpu, 2),
+           nll_difference_ours_minus_peer=round(nll - nll_p, 3))
+
+
+def part_peers_maf(args):
+    """MAF on two moons: ours vs nflows' MaskedAffineAutoregressiveTransform stack with a ReversePermutation
+    between layers (our layers alternate the order instead), same layer count, hidden width, loop, batches.
+    nflows' non-residual MADE is masked-linear D -> H, then num_blocks x (masked-linear H -> H, ReLU), then
+    the output layer: num_blocks=2 has our two ReLUs plus one more H x H layer; num_blocks=1 has exactly our
+    weight shapes but one ReLU. Both are run. Residual blocks, batch norm and dropout are off."""
+    need("nflows")
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import CompositeTransform, MaskedAffineAutoregressiveTransform, ReversePermutation
+
+    from deepatlas.generative.flows.method import MAF
+
+    data, x_test = _moons()
+    steps, K, H = int(2000 * args.scale), 5, 64
+    row, cpu, nll = ours_on_moons(MAF, MAF.Config(steps=K, hidden=H), data, x_test, steps)
+    report("maf (deepatlas)", **row)
+    for blocks in (2, 1):
+        torch.manual_seed(0)
+        layers = []
+        for k in range(K):
+            layers += [ReversePermutation(2)] if k else []
+            layers.append(MaskedAffineAutoregressiveTransform(2, H, num_blocks=blocks, use_residual_blocks=False,
+                                                              use_batch_norm=False, dropout_probability=0.0))
+        peer = Flow(CompositeTransform(layers), StandardNormal([2]))
+        row, cpu_p, nll_p = moons_row(peer, lambda x: -peer.log_prob(x).mean(), peer.log_prob, data, x_test, steps)
+        report(f"maf (nflows 0.14, num_blocks={blocks})", **row, speed_ratio_ours_over_peer=round(cpu_p / cpu, 2),
+               nll_difference_ours_minus_peer=round(nll - nll_p, 3))
 
 
 def part_peers_vae(args):
     """VAE on binarised Fashion-MNIST: ours vs pythae with the same MLP encoder/decoder, optimizer and batches;
     both evaluated with the same IWAE estimator (deepatlas.generative.iwae)."""
+    need("pythae")
     from pythae.models import VAE as PVAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
@@ -271,7 +363,8 @@ def part_peers_vae(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "gan", "fid", "fid-ref", "peers-flows", "peers-vae"))
+    p.add_argument("--part", required=True, choices=("ar", "floor", "vae", "flows", "flows-moons", "gan", "fid", "fid-ref",
+                                                   "peers-flows", "peers-maf", "peers-vae"))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--n-iwae", type=int, default=200)
@@ -279,6 +372,7 @@ def main():
     p.add_argument("--gan-lr", type=float, default=1e-3)
     p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
     p.add_argument("--ar-models", nargs="*", default=[], help="only these of fvsbn, nade, made (default: all)")
+    p.add_argument("--flow-models", nargs="*", default=[], help="only these of realnvp, glow, maf (default: all)")
     p.add_argument("--vae-ks", type=int, nargs="+", default=[1, 5], help="training bounds L_k of the vae part")
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)

@@ -182,3 +182,20 @@ def test_multiscale_on_fashion_sized_images_inverts():
     z, _ = flow(x)
     assert z.shape == (2, 784)
     assert torch.allclose(flow.inverse(z), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(_flows()))
+def test_log_prob_stays_on_the_device_of_the_input(name):
+    """The meta device stands in for a GPU (the trainer moves methods there when one exists): no part of
+    the log-density may be made on the CPU. (eval: a meta tensor cannot answer actnorm's "initialised?")"""
+    flow = _flows()[name].to("meta").eval()
+    x = _input(name).float().to("meta")
+    lp = log_prob(flow, x)
+    assert lp.device.type == "meta" and lp.shape == (len(x),)
+
+
+def test_draw_stays_on_the_device_of_the_flow():
+    from deepatlas.generative.flows.method import RealNVP
+
+    m = RealNVP(RealNVP.Config(steps=2, hidden=8), DataInfo("vector", (2,))).to("meta")
+    assert m.draw(3).device.type == "meta"

@@ -27,7 +27,7 @@ class Sequence(Flow):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x):
-        logdet = torch.zeros(len(x), dtype=x.dtype)
+        logdet = x.new_zeros(len(x))
         for layer in self.layers:
             x, ld = layer(x)
             logdet = logdet + ld

@@ -52,7 +52,7 @@ class MultiScale(Flow):
         self.levels = nn.ModuleList(Sequence(make_steps(s)) for s in self.shapes)
 
     def forward(self, x):
-        zs, logdet = [], torch.zeros(len(x), dtype=x.dtype)
+        zs, logdet = [], x.new_zeros(len(x))
         for i, steps in enumerate(self.levels):
             x, ld = steps(squeeze(x))
             logdet = logdet + ld
