@@ -111,6 +111,21 @@ def test_two_optimizer_phases_follow_one_process(tmp_path):
             assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
 
 
+def test_data_dependent_init_sees_the_global_batch(tmp_path):
+    """Glow's actnorm sets itself from the first batch: 2 x B must pick the values 1 x 2B picks, or the
+    replicas start apart (each from its own half) and the runs diverge from the first step."""
+    args = ["train", "glow", "--data", "toy2d", "--data-size", "512", "--no-progress", "--train-steps", "4",
+            "--train-log-every", "1", "--train-ckpt-every", "100", "--model-steps", "2", "--model-hidden", "16"]
+    one = cli([*args, "--out", str(tmp_path / "one"), "--train-batch-size", "64"])
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = torchrun([*args, "--out", str(tmp_path / "two"), "--train-batch-size", "32"], tiny=False)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = read_metrics(tmp_path / "one" / "metrics.jsonl"), read_metrics(tmp_path / "two" / "metrics.jsonl")
+    assert len(a) == len(b) == 4
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4, abs=1e-5), ra["step"]
+
+
 @pytest.mark.slow
 def test_torchrun_module_entry_with_a_real_method(tmp_path):
     """`torchrun -m deepatlas train flow --data toy2d`: the library's own entry point and method."""

@@ -2,6 +2,8 @@
 
 On the first training batch loc and log_scale are set so that y has zero mean and unit variance per
 channel (data-dependent init); until then the layer is the identity. log-det = (pixels) * sum log_scale.
+Under torchrun the statistics are those of the global batch (sums all-reduced over ranks), so every
+replica starts from the same values, the ones one process with the whole batch would pick.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from deepatlas.generative.flows.base import Flow
@@ -32,8 +35,17 @@ class ActNorm(Flow):
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
         dims = [0] + list(range(2, x.dim()))
-        self.loc.copy_(x.mean(dims))
-        self.log_scale.copy_(-torch.log(x.std(dims) + 1e-6))
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            # count, sum and sum of squares per channel over every rank's slice of the batch
+            n = torch.full_like(self.loc, x.numel() / x.shape[1], dtype=torch.float64)
+            stats = torch.stack([n, x.double().sum(dims), x.double().square().sum(dims)])
+            dist.all_reduce(stats)
+            n, s1, s2 = stats
+            mean, std = s1 / n, ((s2 - s1 * s1 / n) / (n - 1)).clamp_min(0).sqrt()  # unbiased, as x.std
+        else:
+            mean, std = x.mean(dims), x.std(dims)
+        self.loc.copy_(mean)
+        self.log_scale.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(1)
 
     def forward(self, x):
