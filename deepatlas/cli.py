@@ -126,10 +126,10 @@ def run_training(args, spec) -> int:
     train = C.from_args(TrainConfig, args, prefix="train_", base=defaults.get("train"))
     cfg = RunConfig(spec.name, data, model, train)
     world = init_from_env()
+    dataset = load_dataset(data)
+    method = build_method(cfg, dataset)  # a method that refuses the data does so before anything is written
     # rank 0 alone checks and writes the run directory; the others wait for its verdict
     main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
-    dataset = load_dataset(data)
-    method = build_method(cfg, dataset)
     last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress)
     if world.main:
         print(json.dumps(last))

@@ -224,6 +224,15 @@ def test_bad_text_file_subprocess(tmp_path):
     assert "is not UTF-8 text" in err
 
 
+def test_a_refused_dataset_leaves_no_run_behind(tmp_path, capsys):
+    """pointnet refuses 2-D points; the same --out then takes a dataset it accepts, without --fresh."""
+    out = tmp_path / "r"
+    err = error_of(["train", "pointnet", "--data", "toy2d", "--out", out, "--no-progress", "--train-steps", "1"], capsys)
+    assert "point-cloud dataset" in err and not out.exists()
+    assert main(["train", "pointnet", "--data", "shapes3d", "--data-size", "16", "--data-points", "32", "--out", str(out),
+                 "--no-progress", "--train-steps", "1", "--train-batch-size", "8"]) == 0
+
+
 def test_missing_idx_folder_subprocess(tmp_path):
     err = one_line_error(cli(tiny_args(tmp_path / "r", "--data", "fashion-mnist", "--data-path",
                                        str(tmp_path / "nowhere")), tiny=True))
