@@ -126,6 +126,26 @@ def test_data_dependent_init_sees_the_global_batch(tmp_path):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4, abs=1e-5), ra["step"]
 
 
+FAMILY_RUNS = [  # one or more methods of every family, on a dataset it takes
+    ("edm", "digits"), ("mdlm", "text"), ("ar", "text"), ("ngram", "text"), ("gan", "digits"), ("vae", "digits"),
+    ("glow", "digits"), ("made", "digits --data-binarize"), ("simclr", "digits"), ("fcos", "scenes"),
+    ("pointnet", "shapes3d"), ("classifier", "imbalanced"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,data", FAMILY_RUNS, ids=[m for m, _ in FAMILY_RUNS])
+def test_torchrun_trains_every_family(tmp_path, method, data):
+    out = tmp_path / "r"
+    p = torchrun(["train", method, "--data", *data.split(), "--data-size", "64", "--data-seq-len", "32",
+                  "--out", str(out), "--no-progress", "--train-steps", "2", "--train-batch-size", "4",
+                  "--train-log-every", "1"], tiny=False, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("run saved in") == 1  # rank 0 alone reports and writes
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
+    assert Checkpointer(out).load().step == 2
+
+
 @pytest.mark.slow
 def test_torchrun_module_entry_with_a_real_method(tmp_path):
     """`torchrun -m deepatlas train flow --data toy2d`: the library's own entry point and method."""
