@@ -8,6 +8,9 @@ It holds its networks and its objective and exposes
 - optionally `write_samples(folder, step)` (pictures written at checkpoints) and
   `evaluate(dataset, n) -> dict` (the metric its field uses, for `deepatlas eval`).
 
+The trainer moves the method to a GPU when there is one, so tensors made inside `loss` or a sampler go
+on the device of the inputs (`x.device`, `torch.randn_like`, `x.new_zeros`) or of the weights (`self.device`).
+
 Several optimizers (GANs): override `optim_groups()` to name parameter groups, and `train_phases(batch)`
 to yield `(group, closure)` pairs in order; the trainer runs each closure, back-propagates its `loss`
 and steps only that group's optimizer. The default is one group, `model`, with one phase.
@@ -30,6 +33,11 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are: the device for tensors a sampler creates from nothing."""
+        return next(self.parameters()).device
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

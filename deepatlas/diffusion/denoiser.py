@@ -23,14 +23,14 @@ class Denoiser(nn.Module):
         self.precond = precond
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, y: torch.Tensor | None = None) -> torch.Tensor:
-        sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(len(x))
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(len(x))
         p, s = self.precond, _expand(sigma, x)
         return p.c_skip(s) * x + p.c_out(s) * self.net(p.c_in(s) * x, p.c_noise(sigma), y)
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Per-example lambda(sigma) |D(x0 + sigma eps; sigma) - x0|^2, computed on F (shape (B,))."""
         p = self.precond
-        sigma = p.sample_sigma(len(x0)).to(x0.dtype)
+        sigma = p.sample_sigma(len(x0)).to(x0.device, x0.dtype)  # drawn on the CPU, where the VP table lives
         s = _expand(sigma, x0)
         x = x0 + s * torch.randn_like(x0)
         target = (x0 - p.c_skip(s) * x) / p.c_out(s)

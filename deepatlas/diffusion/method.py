@@ -77,8 +77,8 @@ class Diffusion(Method):
     def loss(self, batch):
         x0, y = batch["x"], None
         if self.num_classes:
-            y = batch["y"].clone()
-            y[torch.rand(len(y)) < self.cfg.p_uncond] = self.num_classes  # the "no label" index
+            drop = torch.rand(len(batch["y"]), device=x0.device) < self.cfg.p_uncond
+            y = batch["y"].masked_fill(drop, self.num_classes)  # the "no label" index
         return {"loss": self.denoiser.loss(x0, y).mean()}
 
     # ---- sampling -------------------------------------------------------------------------------
@@ -109,10 +109,9 @@ class Diffusion(Method):
         self.eval()
         D = self.denoiser
         if self.num_classes:
-            if y is None:
-                y = torch.arange(n) % self.num_classes
+            y = (torch.arange(n) % self.num_classes if y is None else y).to(self.device)
             D = guided(self.denoiser, y, self.num_classes, self.cfg.guidance if guidance is None else guidance)
-        x = torch.randn((n, *self.info.shape), generator=generator) * sigmas[0]
+        x = torch.randn((n, *self.info.shape), generator=generator).to(self.device) * sigmas[0]  # same x on any device
         x = fn(D, x, sigmas, generator=generator, callback=callback, **{**fixed, **opts})
         self.train(was_training)
         return x

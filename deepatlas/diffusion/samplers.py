@@ -25,7 +25,8 @@ Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    """Drawn by the (CPU) generator, then moved: the same noise on any device."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 @torch.no_grad()

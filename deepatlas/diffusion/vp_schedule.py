@@ -44,6 +44,7 @@ def posterior_variance(b: torch.Tensor) -> torch.Tensor:
 
 def sigma_to_t(sigma: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Continuous timestep for any sigma: linear interpolation of t in log sigma over the table."""
+    table = table.to(sigma.device)  # the table is built on the CPU; sigma is where the model runs
     log_table = table.log().to(torch.float64)
     ls = sigma.to(torch.float64).clamp(table[0], table[-1]).log()
     idx = torch.searchsorted(log_table, ls).clamp(1, len(table) - 1)

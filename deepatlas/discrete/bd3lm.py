@@ -45,7 +45,7 @@ class BD3LM(LanguageModel):
             xt, t = block_count_mask(x, self.cfg.block, self.mask_id)
             scale = 1.0
         else:
-            t = block_times(len(x), x.shape[1], self.cfg.block, self.cfg.t_min)
+            t = block_times(len(x), x.shape[1], self.cfg.block, self.cfg.t_min, x.device)
             xt, scale = mask_tokens(x, t, self.mask_id), 1 - self.cfg.t_min
         logp = bd3_logits(self.net, xt, x, self.cfg.block).log_softmax(-1)
         return masked_nelbo(logp, x, xt, t, self.mask_id) * scale

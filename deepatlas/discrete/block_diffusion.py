@@ -37,11 +37,11 @@ def bd3_logits(net: Transformer, xt: torch.Tensor, x0: torch.Tensor, block: int)
     return net(torch.cat([xt, x0], 1), mask=bd3_mask(L, block, xt.device), pos=pos)[:, :L]
 
 
-def block_times(B: int, L: int, block: int, t_min: float = 1e-3) -> torch.Tensor:
+def block_times(B: int, L: int, block: int, t_min: float = 1e-3, device=None) -> torch.Tensor:
     """One time per block (B, L): low-discrepancy over the batch, shared by the tokens of a block."""
     n_blocks = -(-L // block)
-    u = (torch.rand(()) + torch.arange(B * n_blocks) / (B * n_blocks)) % 1.0
-    u = u[torch.randperm(B * n_blocks)].view(B, n_blocks)
+    u = (torch.rand((), device=device) + torch.arange(B * n_blocks, device=device) / (B * n_blocks)) % 1.0
+    u = u[torch.randperm(B * n_blocks, device=device)].view(B, n_blocks)
     t = t_min + (1 - t_min) * u
     return t.repeat_interleave(block, 1)[:, :L]
 
@@ -53,10 +53,10 @@ def block_count_mask(x0: torch.Tensor, block: int, mask_id: int) -> tuple[torch.
     the loss is then exactly the autoregressive NLL, with no variance."""
     B, L = x0.shape
     n_blocks = -(-L // block)
-    pos = torch.arange(n_blocks * block)
+    pos = torch.arange(n_blocks * block, device=x0.device)
     size = (L - (pos // block) * block).clamp(max=block).view(n_blocks, block)[:, 0]  # (n_blocks,)
-    l = (torch.rand(B, n_blocks) * size).floor().long() + 1
-    score = torch.rand(B, n_blocks * block).masked_fill(pos >= L, 2.0).view(B, n_blocks, block)
+    l = (torch.rand(B, n_blocks, device=x0.device) * size).floor().long() + 1
+    score = torch.rand(B, n_blocks * block, device=x0.device).masked_fill(pos >= L, 2.0).view(B, n_blocks, block)
     masked = (score.argsort(-1).argsort(-1) < l[..., None]).view(B, -1)[:, :L]
     t = (l / size).repeat_interleave(block, 1)[:, :L]
     return torch.where(masked, torch.full_like(x0, mask_id), x0), t

@@ -64,12 +64,12 @@ def exact_nelbo(logp_fn: LogProbFn, x0: torch.Tensor, mask_id: int) -> torch.Ten
     """The NELBO by enumeration of all 2^L masks, weight 1 / (k C(L, k)) for a mask of k positions (B,).
     For tiny L only (tests)."""
     B, L = x0.shape
-    total = torch.zeros(B, dtype=torch.float64)
+    total = torch.zeros(B, dtype=torch.float64, device=x0.device)
     for bits in itertools.product([False, True], repeat=L):
         k = sum(bits)
         if k == 0:
             continue
-        masked = torch.tensor(bits).expand(B, L)
+        masked = torch.tensor(bits, device=x0.device).expand(B, L)
         xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
         nll = -logp_fn(xt).double().gather(-1, x0[..., None])[..., 0]
         total += (nll * masked).sum(-1) / (k * math.comb(L, k))

@@ -84,7 +84,7 @@ class MaskedDiffusionLM(LanguageModel):
         if how != "ancestral":
             return llada_generate(lambda z: self.net(z), prompt, length, steps, self.mask_id, block, how,
                                   0.0 if temperature is None else temperature, cfg_scale or 0.0)
-        x = torch.cat([prompt, torch.full((len(prompt), length), self.mask_id, dtype=torch.long)], 1)
+        x = torch.cat([prompt, prompt.new_full((len(prompt), length), self.mask_id, dtype=torch.long)], 1)
         n_blocks = math.ceil(length / block)
         if steps < n_blocks:
             raise UserError(f"--steps {steps} is fewer than the {n_blocks} blocks of --block {block}; raise --steps")

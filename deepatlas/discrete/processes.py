@@ -39,17 +39,17 @@ class Process:
     def sigma(t: torch.Tensor) -> torch.Tensor:
         return 1 / (1 - t)
 
-    def generator(self) -> torch.Tensor:
+    def generator(self, device=None) -> torch.Tensor:
         """Q (K, K), rows sum to 0."""
         raise NotImplementedError
 
     def transition(self, d: torch.Tensor) -> torch.Tensor:
-        """exp(d Q) in closed form; d (...,) -> (..., K, K)."""
+        """exp(d Q) in closed form; d (...,) -> (..., K, K), on d's device."""
         raise NotImplementedError
 
     def marginal(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """q(x_t | x0) for every state: x0 (B, L), t (B,) -> (B, L, K)."""
-        return self.transition(self.sigma_bar(t))[torch.arange(len(x0))[:, None], x0]
+        return self.transition(self.sigma_bar(t))[torch.arange(len(x0), device=x0.device)[:, None], x0]
 
     def sample(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t ~ q(x_t | x0): keep each token with probability alpha(t), else replace it."""
@@ -69,18 +69,18 @@ class Absorbing(Process):
     def __init__(self, n_tokens: int):
         self.n_tokens, self.n_states, self.mask_id = n_tokens, n_tokens + 1, n_tokens
 
-    def generator(self) -> torch.Tensor:
-        Q = -torch.eye(self.n_states)
+    def generator(self, device=None) -> torch.Tensor:
+        Q = -torch.eye(self.n_states, device=device)
         Q[:, self.mask_id] += 1
         return Q
 
     def transition(self, d: torch.Tensor) -> torch.Tensor:
         d = _as_float(d)
         e = torch.exp(-d)[..., None, None]
-        eye = torch.eye(self.n_states, dtype=d.dtype)
-        to_mask = torch.zeros(self.n_states, self.n_states, dtype=d.dtype)
+        eye = torch.eye(self.n_states, dtype=d.dtype, device=d.device)
+        to_mask = torch.zeros(self.n_states, self.n_states, dtype=d.dtype, device=d.device)
         to_mask[:, self.mask_id] = 1
-        real = torch.ones(self.n_states, dtype=d.dtype)
+        real = torch.ones(self.n_states, dtype=d.dtype, device=d.device)
         real[self.mask_id] = 0
         stay_mask = torch.zeros_like(eye)
         stay_mask[self.mask_id, self.mask_id] = 1
@@ -96,14 +96,15 @@ class Uniform(Process):
     def __init__(self, n_tokens: int):
         self.n_tokens = self.n_states = n_tokens
 
-    def generator(self) -> torch.Tensor:
-        return torch.full((self.n_states, self.n_states), 1 / self.n_states) - torch.eye(self.n_states)
+    def generator(self, device=None) -> torch.Tensor:
+        N = self.n_states
+        return torch.full((N, N), 1 / N, device=device) - torch.eye(N, device=device)
 
     def transition(self, d: torch.Tensor) -> torch.Tensor:
         d = _as_float(d)
         e = torch.exp(-d)[..., None, None]
-        N = self.n_states
-        return e * torch.eye(N, dtype=d.dtype) + (1 - e) * torch.full((N, N), 1 / N, dtype=d.dtype)
+        N, like = self.n_states, {"dtype": d.dtype, "device": d.device}
+        return e * torch.eye(N, **like) + (1 - e) * torch.full((N, N), 1 / N, **like)
 
     def _replacement(self, x0):
         return torch.randint(0, self.n_states, x0.shape, device=x0.device)

@@ -53,14 +53,15 @@ def ancestral(logp_fn: Callable[[torch.Tensor], torch.Tensor], mask_id: int, x: 
 def _ratios(log_s: torch.Tensor, x: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     """s (B, L, K) with s_{x} = 1 at the current state and 0 where no forward jump y -> x exists."""
     valid = Q.T[x] > 0
-    s = torch.where(valid, log_s.double().exp(), torch.zeros((), dtype=torch.float64))
+    s = torch.where(valid, log_s.double().exp(), 0.0)
     return s.scatter(-1, x[..., None], 1.0)
 
 
 def _tweedie_step(score_fn: ScoreFn, process: Process, x: torch.Tensor, t: float, s: float) -> torch.Tensor:
-    tt = torch.full((len(x),), t)
-    d = process.sigma_bar(torch.tensor(t, dtype=torch.float64)) - process.sigma_bar(torch.tensor(s, dtype=torch.float64))
-    ratios = _ratios(score_fn(x, tt), x, process.generator().double())
+    tt = torch.full((len(x),), t, device=x.device)
+    d = (process.sigma_bar(torch.tensor(t, dtype=torch.float64, device=x.device))
+         - process.sigma_bar(torch.tensor(s, dtype=torch.float64, device=x.device)))
+    ratios = _ratios(score_fn(x, tt), x, process.generator(x.device).double())
     back = ratios @ process.transition(-d)  # (B, L, K): (s exp(-dQ))_y
     fwd = process.transition(d)[:, x].permute(1, 2, 0)  # (B, L, K): exp(dQ)[y, x_t]
     w = (back * fwd).clamp(min=0)
@@ -89,12 +90,13 @@ def euler(score_fn: ScoreFn, process: Process, x: torch.Tensor, steps: int, t_ma
           fixed: torch.Tensor | None = None) -> torch.Tensor:
     grid = time_grid(steps, t_max)
     x_fixed = x
-    Q = process.generator().double()
+    Q = process.generator(x.device).double()
     for i, (t, s) in enumerate(zip(grid[:-1].tolist(), grid[1:].tolist())):
         if i == steps - 1:  # last step: denoise with Tweedie down to t = 0
             return _keep(_tweedie_step(score_fn, process, x, t, s), x_fixed, fixed)
         d = float(process.sigma_bar(torch.tensor(t)) - process.sigma_bar(torch.tensor(s)))
-        jump = d * Q.T[x] * _ratios(score_fn(x, torch.full((len(x),), t)), x, Q)  # (B, L, K), 0 at y = x
+        tt = torch.full((len(x),), t, device=x.device)
+        jump = d * Q.T[x] * _ratios(score_fn(x, tt), x, Q)  # (B, L, K), 0 at y = x
         jump = jump.scatter(-1, x[..., None], 0.0)
         stay = (1 - jump.sum(-1, keepdim=True)).clamp(min=0)
         x = _keep(_draw(jump.scatter(-1, x[..., None], stay)), x_fixed, fixed)

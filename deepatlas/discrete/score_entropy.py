@@ -21,7 +21,7 @@ def score_entropy(log_s: torch.Tensor, xt: torch.Tensor, x0: torch.Tensor, t: to
     """Integrand at time t per sequence (B,), nats: log_s (B, L, K) are the model's log ratios."""
     q = process.marginal(x0, t).to(log_s.dtype)  # (B, L, K) q_t(y | x0)
     r = q / q.gather(-1, xt[..., None])  # r_y
-    Q = process.generator().to(log_s.dtype)
+    Q = process.generator(log_s.device).to(log_s.dtype)
     w = process.sigma(t).to(log_s.dtype)[:, None, None] * Q.T[xt]  # (B, L, K): rate y -> x_t^l
     valid = w > 0  # excludes y = x_t^l (negative diagonal) and zero rates
     log_s = torch.where(valid, log_s, torch.zeros_like(log_s))
@@ -33,5 +33,5 @@ def prior_kl(x0: torch.Tensor, t: torch.Tensor, process: Process) -> torch.Tenso
     """KL(q_t(. | x0) || prior) per sequence (B,), the term the integral up to t < 1 leaves out (uniform)."""
     q = process.marginal(x0, t)
     if process.mask_id is not None:
-        return torch.zeros(len(x0), dtype=q.dtype)  # absorbing: taken as 0, q_t puts mass alpha(t) ~ 0 off MASK
+        return q.new_zeros(len(x0))  # absorbing: taken as 0, q_t puts mass alpha(t) ~ 0 off MASK
     return torch.xlogy(q, q * process.n_states).sum((1, 2))

@@ -72,7 +72,7 @@ class SEDD(LanguageModel):
         t = sample_times(len(x), lo, hi, x.device)
         xt = self.process.sample(x, t)
         se = score_entropy(self.log_score(xt, t), xt, x, t, self.process) * (hi - lo)
-        return se + prior_kl(x, torch.full((len(x),), hi), self.process).to(se.dtype)
+        return se + prior_kl(x, torch.full((len(x),), hi, device=x.device), self.process).to(se.dtype)
 
     @torch.no_grad()
     def generate(self, prompt, length, steps=None, sampler=None, **_):
@@ -80,7 +80,7 @@ class SEDD(LanguageModel):
         if sampler not in ("euler", "tweedie"):
             raise UserError(f"SEDD samplers are euler and tweedie, got {sampler!r}")
         P = prompt.shape[1]
-        x = torch.cat([prompt, self.process.prior_sample((len(prompt), length))], 1)
+        x = torch.cat([prompt, self.process.prior_sample((len(prompt), length), prompt.device)], 1)
         fixed = torch.zeros_like(x, dtype=torch.bool)
         fixed[:, :P] = True
         run = euler if sampler == "euler" else tweedie

@@ -60,7 +60,7 @@ class GAN(Method):
         return x * 2 - 1 if self.info.extra.get("binary") else x
 
     def sample(self, n: int) -> torch.Tensor:
-        return self.G(torch.randn(n, self.latent))
+        return self.G(torch.randn(n, self.latent, device=self.device))
 
     def optim_groups(self):
         return {"disc": list(self.D.parameters()), "gen": list(self.G.parameters())}
@@ -95,7 +95,7 @@ class GAN(Method):
     def draw(self, n: int, seed: int = 0) -> torch.Tensor:
         self.eval()
         g = torch.Generator().manual_seed(seed)
-        out = self.G(torch.randn(n, self.latent, generator=g))
+        out = self.G(torch.randn(n, self.latent, generator=g).to(self.device))  # CPU draw: same z on any device
         if self.info.extra.get("binary"):
             out = (out + 1) / 2
         return out

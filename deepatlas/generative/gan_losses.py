@@ -36,7 +36,7 @@ def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """E (||grad_x critic(x_hat)||_2 - 1)^2 with x_hat = eps x_real + (1 - eps) x_fake, eps ~ U(0, 1)."""
-    eps = torch.rand((len(real),) + (1,) * (real.dim() - 1), dtype=real.dtype)
+    eps = torch.rand((len(real),) + (1,) * (real.dim() - 1), dtype=real.dtype, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

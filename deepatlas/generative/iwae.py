@@ -25,7 +25,7 @@ class LatentModel(Protocol):
 def iwae_bound(model: LatentModel, x: torch.Tensor, k: int, chunk: int = 0) -> torch.Tensor:
     """(B,) estimates of L_k; `chunk` samples at a time (0: all k at once)."""
     chunk = chunk or k
-    total = torch.full((len(x),), -math.inf, dtype=torch.float64)
+    total = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
     done = 0
     while done < k:
         m = min(chunk, k - done)

@@ -77,7 +77,7 @@ class VAE(Method):
         x = x.flatten(1)
         x = x if x.is_floating_point() else x.float()
         mu, log_std = self.encode(x)
-        eps = torch.randn(k, *mu.shape, dtype=mu.dtype)
+        eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(log_std) * eps  # (k, B, L)
         log_q = gaussian_log_prob(z, mu, log_std)
         log_prior = (-0.5 * z ** 2 - 0.5 * LOG2PI).sum(-1)
@@ -91,13 +91,13 @@ class VAE(Method):
 
     @torch.no_grad()
     def draw(self, n: int, seed: int = 0, mean: bool = True) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        out = self.decoder(torch.randn(n, self.latent, generator=g))
+        g = torch.Generator().manual_seed(seed)  # the CPU generator draws: the same samples on any device
+        out = self.decoder(torch.randn(n, self.latent, generator=g).to(self.device))
         if self.decoder_kind == "bernoulli":
             p = torch.sigmoid(out)
-            x = p if mean else torch.bernoulli(p, generator=g)
+            x = p if mean else torch.bernoulli(p.cpu(), generator=g).to(p.device)
         else:
-            x = out if mean else out + torch.exp(self.log_std) * torch.randn(out.shape, generator=g)
+            x = out if mean else out + torch.exp(self.log_std) * torch.randn(out.shape, generator=g).to(out.device)
         return x.view(n, *self.info.shape)
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:

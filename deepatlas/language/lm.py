@@ -72,7 +72,7 @@ class LanguageModel(Method):
                 "perplexity_token": math.exp(total / tokens), "test_sequences": len(x), "bound": self.is_bound}
 
     def default_prompt(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, 0, dtype=torch.long)
+        return torch.zeros(n, 0, dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def write_samples(self, folder: Path, step: int) -> list[Path]:

@@ -103,7 +103,7 @@ class NGramLM(LanguageModel):
         out = []
         for row in x.tolist():
             out.append(-sum(math.log(self.kn.prob(w, self._history(row, i))) for i, w in enumerate(row)))
-        return torch.tensor(out, dtype=torch.float64) + 0 * self.dummy
+        return torch.tensor(out, dtype=torch.float64, device=x.device) + 0 * self.dummy
 
     @torch.no_grad()
     def generate(self, prompt, length, temperature=1.0, **_):
@@ -117,4 +117,4 @@ class NGramLM(LanguageModel):
                 else:
                     row.append(int(p.argmax()))
             rows.append(row)
-        return torch.tensor(rows, dtype=torch.long).view(len(prompt), -1)
+        return torch.tensor(rows, dtype=torch.long, device=prompt.device).view(len(prompt), -1)

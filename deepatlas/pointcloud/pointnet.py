@@ -43,7 +43,7 @@ class PointNetConfig:
 
 def _reg(out: dict) -> torch.Tensor:
     a = out["a_feat"]
-    return orthogonality_penalty(a).mean() if a is not None else torch.zeros(())
+    return orthogonality_penalty(a).mean() if a is not None else out["logits"].new_zeros(())
 
 
 def _batches(split, n: int, size: int = 64):

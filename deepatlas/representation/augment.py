@@ -36,30 +36,30 @@ class AugmentConfig:
 
 def _homogeneous(a: torch.Tensor) -> torch.Tensor:
     """(B, 2, 3) -> (B, 3, 3) by appending the row [0, 0, 1]."""
-    last = torch.tensor([0.0, 0.0, 1.0], dtype=a.dtype).expand(len(a), 1, 3)
+    last = torch.tensor([0.0, 0.0, 1.0], dtype=a.dtype, device=a.device).expand(len(a), 1, 3)
     return torch.cat([a, last], dim=1)
 
 
-def crop_matrix(b: int, scale_min: float, side: int) -> torch.Tensor:
-    s = scale_min + (1 - scale_min) * torch.rand(b)
-    t = ((1 - s) * (1 - 1 / side))[:, None] * (2 * torch.rand(b, 2) - 1)
-    a = torch.zeros(b, 2, 3)
+def crop_matrix(b: int, scale_min: float, side: int, device=None) -> torch.Tensor:
+    s = scale_min + (1 - scale_min) * torch.rand(b, device=device)
+    t = ((1 - s) * (1 - 1 / side))[:, None] * (2 * torch.rand(b, 2, device=device) - 1)
+    a = torch.zeros(b, 2, 3, device=device)
     a[:, 0, 0], a[:, 1, 1], a[:, :, 2] = s, s, t
     return a
 
 
-def flip_matrix(b: int, p: float) -> torch.Tensor:
-    sign = torch.where(torch.rand(b) < p, -1.0, 1.0)
-    a = torch.zeros(b, 2, 3)
+def flip_matrix(b: int, p: float, device=None) -> torch.Tensor:
+    sign = torch.where(torch.rand(b, device=device) < p, -1.0, 1.0)
+    a = torch.zeros(b, 2, 3, device=device)
     a[:, 0, 0], a[:, 1, 1] = sign, 1.0
     return a
 
 
-def affine_matrix(b: int, max_degrees: float, max_shear: float) -> torch.Tensor:
-    theta = math.radians(max_degrees) * (2 * torch.rand(b) - 1)
-    h = max_shear * (2 * torch.rand(b) - 1)
+def affine_matrix(b: int, max_degrees: float, max_shear: float, device=None) -> torch.Tensor:
+    theta = math.radians(max_degrees) * (2 * torch.rand(b, device=device) - 1)
+    h = max_shear * (2 * torch.rand(b, device=device) - 1)
     c, s = torch.cos(theta), torch.sin(theta)
-    a = torch.zeros(b, 2, 3)
+    a = torch.zeros(b, 2, 3, device=device)
     # rotation R(theta) times shear [[1, h], [0, 1]]
     a[:, 0, 0], a[:, 0, 1] = c, c * h - s
     a[:, 1, 0], a[:, 1, 1] = s, s * h + c
@@ -74,9 +74,9 @@ def warp(x: torch.Tensor, a: torch.Tensor, background: float = -1.0) -> torch.Te
 
 def augment(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     """One random view of each image in x (B, C, H, W); uses torch's global RNG (seeded per step by the trainer)."""
-    b = len(x)
-    a = _homogeneous(crop_matrix(b, cfg.crop_scale, x.shape[-1])) @ _homogeneous(flip_matrix(b, cfg.flip)) \
-        @ _homogeneous(affine_matrix(b, cfg.rotate, cfg.shear))
+    b, dev = len(x), x.device
+    a = _homogeneous(crop_matrix(b, cfg.crop_scale, x.shape[-1], dev)) @ _homogeneous(flip_matrix(b, cfg.flip, dev)) \
+        @ _homogeneous(affine_matrix(b, cfg.rotate, cfg.shear, dev))
     view = warp(x, a[:, :2])
     if cfg.noise > 0:
         view = view + cfg.noise * torch.randn_like(view)

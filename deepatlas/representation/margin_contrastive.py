@@ -52,7 +52,7 @@ def mine_pairs(y: torch.Tensor, neg_per_pos: float = 1.0, z: torch.Tensor | None
                hard: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pairs (i, j, same) from labels y (B,): all similar pairs i < j and round(neg_per_pos * #similar)
     dissimilar ones (at least one if any exist), random or, with `hard`, those closest in z (B, D)."""
-    i, j = torch.triu_indices(len(y), len(y), offset=1)
+    i, j = torch.triu_indices(len(y), len(y), offset=1, device=y.device)
     same = y[i] == y[j]
     pi, pj = i[same], j[same]
     ni, nj = i[~same], j[~same]
@@ -60,9 +60,9 @@ def mine_pairs(y: torch.Tensor, neg_per_pos: float = 1.0, z: torch.Tensor | None
     if hard and z is not None:
         pick = (z[ni] - z[nj]).detach().pow(2).sum(-1).topk(k, largest=False).indices
     else:
-        pick = torch.randperm(len(ni))[:k]
+        pick = torch.randperm(len(ni), device=y.device)[:k]
     ni, nj = ni[pick], nj[pick]
-    lab = torch.cat([torch.ones(len(pi)), torch.zeros(len(ni))])
+    lab = torch.cat([torch.ones(len(pi), device=y.device), torch.zeros(len(ni), device=y.device)])
     return torch.cat([pi, ni]), torch.cat([pj, nj]), lab
 
 
@@ -95,7 +95,7 @@ class MarginContrastive(EncoderMethod):
             v = views(x, cfg, 2)  # (2, B, C, H, W)
             z = self.project(v.flatten(0, 1))
             b = len(x)
-            y = torch.arange(b).repeat(2)  # view k of image i has "label" i
+            y = torch.arange(b, device=x.device).repeat(2)  # view k of image i has "label" i
         else:
             z = self.project(views(x, cfg, 1)[0] if cfg.augment else x)
             y = batch["y"]
@@ -103,6 +103,6 @@ class MarginContrastive(EncoderMethod):
         loss = margin_contrastive_loss(z[i], z[j], same, cfg.margin, cfg.pos_margin, cfg.squared)
         with torch.no_grad():
             d = (z[i] - z[j]).norm(dim=-1)
-            pos_d = d[same > 0].mean() if (same > 0).any() else torch.tensor(0.0)
-            neg_d = d[same == 0].mean() if (same == 0).any() else torch.tensor(0.0)
+            pos_d = d[same > 0].mean() if (same > 0).any() else d.new_zeros(())
+            neg_d = d[same == 0].mean() if (same == 0).any() else d.new_zeros(())
         return {"loss": loss, "pos_dist": pos_d, "neg_dist": neg_d}

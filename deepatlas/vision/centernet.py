@@ -132,6 +132,8 @@ class CenterNet(Detector):
 
     def level_loss(self, out: dict, level: Level, boxes: torch.Tensor, labels: torch.Tensor) -> dict:
         n, C, h, w = out["heat"].shape
+        dev = out["heat"].device
+        boxes, labels = boxes.cpu(), labels.cpu()  # targets are splatted object by object in Python: on the CPU
         heat = torch.zeros(n, C, h, w)
         idx_i, idx_y, idx_x, t_off, t_size = [], [], [], [], []
         for i, k in torch.nonzero(labels >= 0).tolist():
@@ -144,13 +146,13 @@ class CenterNet(Detector):
             idx_i.append(i), idx_y.append(py), idx_x.append(px)
             t_off.append([cx - px, cy - py]), t_size.append([x1 - x0, y1 - y0])
         n_obj = max(1, len(idx_i))
-        l_heat = penalty_reduced_focal(out["heat"], heat) / n_obj
+        l_heat = penalty_reduced_focal(out["heat"], heat.to(dev)) / n_obj
         if idx_i:
-            ii, yy, xx = torch.tensor(idx_i), torch.tensor(idx_y), torch.tensor(idx_x)
+            ii, yy, xx = (torch.tensor(v, device=dev) for v in (idx_i, idx_y, idx_x))
             off = out["offset"][ii, :, yy, xx]  # (K, 2)
             size = out["size"][ii, :, yy, xx]
-            l_off = (off - torch.tensor(t_off)).abs().sum() / n_obj
-            l_size = (size - torch.tensor(t_size)).abs().sum() / n_obj
+            l_off = (off - torch.tensor(t_off, device=dev)).abs().sum() / n_obj
+            l_size = (size - torch.tensor(t_size, device=dev)).abs().sum() / n_obj
         else:
             l_off = l_size = 0.0 * out["offset"].sum()
         loss = l_heat + l_off + self.cfg.size_weight * l_size

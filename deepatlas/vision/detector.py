@@ -153,7 +153,9 @@ class Detector(Method):
     @torch.no_grad()
     def detect(self, images: torch.Tensor, scales: list[float] | None = None,
                pyramid_max_size: float | None = None) -> list[dict]:
-        """Detections for images (N, C, H, W) in [-1, 1], optionally with an image pyramid."""
+        """Detections for images (N, C, H, W) in [-1, 1], optionally with an image pyramid; on the model's
+        device (the trainer's pictures hand it test images from the CPU)."""
+        images = images.to(self.device)
         was = self.training
         self.eval()
         limit = self.cfg.pyramid_max_size if pyramid_max_size is None else pyramid_max_size

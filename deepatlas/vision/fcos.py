@@ -55,9 +55,9 @@ def centerness(ltrb: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((torch.minimum(l, r) / torch.maximum(l, r)) * (torch.minimum(t, b) / torch.maximum(t, b)))
 
 
-def locations(h: int, w: int, stride: int) -> torch.Tensor:
+def locations(h: int, w: int, stride: int, device=None) -> torch.Tensor:
     """Pixel centres of a map's cells, (h*w, 2) as (x, y)."""
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() * stride + stride / 2
 
 
@@ -72,7 +72,7 @@ def assign(points: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, m_ra
     area = torch.where(ok, box_area(boxes)[None].expand_as(ok), torch.full_like(m, math.inf))
     best_area, best = area.min(1)
     cls = torch.where(torch.isfinite(best_area), labels[best], -1)
-    return cls, ltrb[torch.arange(len(points)), best]
+    return cls, ltrb[torch.arange(len(points), device=points.device), best]
 
 
 @register_method("fcos", "vision", "FCOS: anchor-free (l,t,r,b) per location, centerness, focal + IoU loss, FPN levels by size")
@@ -110,7 +110,7 @@ class FCOS(Detector):
         for lv in levels:
             out = self.head(lv.feat, lv)
             n, C, h, w = out["cls"].shape
-            pts = locations(h, w, lv.stride)
+            pts = locations(h, w, lv.stride, lv.feat.device)
             lab = self.in_range(boxes, labels, lv.size_range)
             per_img = [assign(pts, boxes[i], lab[i], self.m_range(lv, len(levels))) for i in range(n)]
             cls_t.append(torch.stack([p[0] for p in per_img]))  # (N, P)
@@ -135,7 +135,7 @@ class FCOS(Detector):
 
     def decode(self, out: dict, level: Level) -> list[dict]:
         n, C, h, w = out["cls"].shape
-        pts = locations(h, w, level.stride)
+        pts = locations(h, w, level.stride, out["cls"].device)
         score = torch.sigmoid(out["cls"]).flatten(2) * torch.sigmoid(out["ctr"]).flatten(1)[:, None]  # (N, C, P)
         ltrb = out["ltrb"].flatten(2).transpose(1, 2)  # (N, P, 4)
         res = []

@@ -33,7 +33,7 @@ from deepatlas.vision.detector import Detector, DetectorConfig, Level
 def decode_boxes(raw: torch.Tensor, stride: int, grid_hw: tuple[int, int]) -> torch.Tensor:
     """raw (N, B, 4, h, w) sigmoid outputs (x, y, √w, √h) -> xyxy pixels (N, B, h, w, 4)."""
     h, w = grid_hw
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, device=raw.device), torch.arange(w, device=raw.device), indexing="ij")
     cx = (xs + raw[:, :, 0]) * stride
     cy = (ys + raw[:, :, 1]) * stride
     bw, bh = raw[:, :, 2] ** 2 * (w * stride), raw[:, :, 3] ** 2 * (h * stride)
@@ -68,7 +68,9 @@ class YOLOv1(Detector):
         s = level.stride
         img_w, img_h = w * s, h * s
         pred_xyxy = decode_boxes(out["box"], s, (h, w))  # (N, B, h, w, 4)
-        # Targets per cell: the first object whose centre falls in it.
+        # Targets per cell: the first object whose centre falls in it. Built one object at a time in Python,
+        # so on the CPU (one copy of the boxes there and of the targets back), then moved to the outputs' device.
+        boxes, labels = boxes.cpu(), labels.cpu()
         t_box = torch.zeros(n, h, w, 4)  # x, y, √w, √h targets
         t_xyxy = torch.zeros(n, h, w, 4)
         t_cls = torch.zeros(n, h, w, dtype=torch.long)
@@ -81,6 +83,7 @@ class YOLOv1(Detector):
             t_xyxy[i, gi, gj] = boxes[i, k]
             t_cls[i, gi, gj] = labels[i, k]
             has[i, gi, gj] = True
+        t_box, t_xyxy, t_cls, has = (t.to(pred_xyxy.device) for t in (t_box, t_xyxy, t_cls, has))
         # Responsible predictor: the box with the highest IoU with the cell's object.
         iou = box_iou(pred_xyxy.detach(), t_xyxy[:, None].expand_as(pred_xyxy), pairwise=False, eps=1e-9)  # (N, B, h, w)
         resp = F.one_hot(iou.argmax(1), B).permute(0, 3, 1, 2).bool() & has[:, None]

@@ -61,10 +61,10 @@ class AutoregressiveMethod(Method):
     def sample(self, n: int, g: torch.Generator | None = None) -> torch.Tensor:
         if hasattr(self.net, "sample"):  # a network with a faster sequential sampler of its own (NADE)
             return self.net.sample(n, g)
-        x = torch.zeros(n, self.dim)
+        x = torch.zeros(n, self.dim, device=self.device)
         for i in torch.argsort(self.order()).tolist():
             p = torch.sigmoid(self.logits(x)[:, i])
-            x[:, i] = torch.bernoulli(p, generator=g)
+            x[:, i] = torch.bernoulli(p.cpu(), generator=g).to(x.device)  # CPU draw: same sample on any device
         return x
 
     def draw(self, n: int, seed: int = 0) -> torch.Tensor:

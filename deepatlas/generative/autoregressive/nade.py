@@ -29,10 +29,10 @@ class NADE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, g: torch.Generator | None = None) -> torch.Tensor:
-        x = torch.zeros(n, self.b.numel())
+        x = self.b.new_zeros(n, self.b.numel())
         a = self.c.expand(n, -1).clone()  # (n, H): c + W[:, <i] x_<i
         for i in range(x.shape[1]):
             p = torch.sigmoid(self.b[i] + torch.sigmoid(a) @ self.V[i])
-            x[:, i] = torch.bernoulli(p, generator=g)
+            x[:, i] = torch.bernoulli(p.cpu(), generator=g).to(x.device)  # CPU draw: same sample on any device
             a += x[:, i:i + 1] * self.W[:, i]
         return x

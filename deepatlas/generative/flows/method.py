@@ -76,7 +76,7 @@ class FlowMethod(Method):
         self.eval()
         g = torch.Generator().manual_seed(seed)
         t = self.cfg.temperature if temperature is None else temperature
-        z = torch.randn(n, self.dims, generator=g).to(next(self.parameters()).device)  # CPU draw: same z on any device
+        z = torch.randn(n, self.dims, generator=g).to(self.device)  # CPU draw: same z on any device
         v = self.flow.inverse(t * z.view(n, *self._z_shape()))
         return to_image(v, self.grey) if self.image else v
 
