@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.diffusion import sigma_grids
 from deepatlas.diffusion.denoiser import Denoiser, guided
@@ -111,7 +112,7 @@ class Diffusion(Method):
         if self.num_classes:
             y = (torch.arange(n) % self.num_classes if y is None else y).to(self.device)
             D = guided(self.denoiser, y, self.num_classes, self.cfg.guidance if guidance is None else guidance)
-        x = torch.randn((n, *self.info.shape), generator=generator).to(self.device) * sigmas[0]  # same x on any device
+        x = seeded.randn((n, *self.info.shape), generator, self.device) * sigmas[0]
         x = fn(D, x, sigmas, generator=generator, callback=callback, **{**fixed, **opts})
         self.train(was_training)
         return x

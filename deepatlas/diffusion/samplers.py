@@ -19,14 +19,10 @@ from collections.abc import Callable
 
 import torch
 
+from deepatlas import seeded
 from deepatlas.registry import register_sampler
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Drawn by the (CPU) generator, then moved: the same noise on any device."""
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 @torch.no_grad()
@@ -49,7 +45,7 @@ def heun(denoiser: Denoise, x, sigmas, churn: float = 0.0, s_tmin: float = 0.0, 
         gamma = min(churn / n, math.sqrt(2) - 1) if s_tmin <= s <= s_tmax else 0.0
         s_hat = s * (1 + gamma)
         if gamma > 0:
-            x = x + (s_hat ** 2 - s ** 2).sqrt() * s_noise * _noise(x, generator)
+            x = x + (s_hat ** 2 - s ** 2).sqrt() * s_noise * seeded.randn(x.shape, generator, x.device, x.dtype)
         D = denoiser(x, s_hat)
         if callback:
             callback(i, s_hat, x, D)
@@ -80,7 +76,7 @@ def ancestral(denoiser: Denoise, x, sigmas, eta: float = 1.0, generator=None, ca
         down, up = ancestral_step(s, s_next, eta)
         x = D + down * (x - D) / s
         if up > 0:
-            x = x + up * _noise(x, generator)
+            x = x + up * seeded.randn(x.shape, generator, x.device, x.dtype)
     return x
 
 

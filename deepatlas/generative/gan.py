@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.generative.gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from deepatlas.generative.pictures import fid_or_none, save_samples
@@ -95,7 +96,7 @@ class GAN(Method):
     def draw(self, n: int, seed: int = 0) -> torch.Tensor:
         self.eval()
         g = torch.Generator().manual_seed(seed)
-        out = self.G(torch.randn(n, self.latent, generator=g).to(self.device))  # CPU draw: same z on any device
+        out = self.G(seeded.randn((n, self.latent), g, self.device))
         if self.info.extra.get("binary"):
             out = (out + 1) / 2
         return out

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.generative.iwae import elbo, iwae_bound
@@ -91,13 +92,13 @@ class VAE(Method):
 
     @torch.no_grad()
     def draw(self, n: int, seed: int = 0, mean: bool = True) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)  # the CPU generator draws: the same samples on any device
-        out = self.decoder(torch.randn(n, self.latent, generator=g).to(self.device))
+        g = torch.Generator().manual_seed(seed)
+        out = self.decoder(seeded.randn((n, self.latent), g, self.device))
         if self.decoder_kind == "bernoulli":
             p = torch.sigmoid(out)
-            x = p if mean else torch.bernoulli(p.cpu(), generator=g).to(p.device)
+            x = p if mean else seeded.bernoulli(p, g)
         else:
-            x = out if mean else out + torch.exp(self.log_std) * torch.randn(out.shape, generator=g).to(out.device)
+            x = out if mean else out + torch.exp(self.log_std) * seeded.randn(out.shape, g, out.device)
         return x.view(n, *self.info.shape)
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:

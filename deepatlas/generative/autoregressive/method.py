@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.generative.autoregressive.fvsbn import FVSBN
@@ -64,7 +65,7 @@ class AutoregressiveMethod(Method):
         x = torch.zeros(n, self.dim, device=self.device)
         for i in torch.argsort(self.order()).tolist():
             p = torch.sigmoid(self.logits(x)[:, i])
-            x[:, i] = torch.bernoulli(p.cpu(), generator=g).to(x.device)  # CPU draw: same sample on any device
+            x[:, i] = seeded.bernoulli(p, g)
         return x
 
     def draw(self, n: int, seed: int = 0) -> torch.Tensor:

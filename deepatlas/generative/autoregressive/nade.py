@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepatlas import seeded
+
 
 class NADE(nn.Module):
     def __init__(self, dim: int, hidden: int = 256):
@@ -33,6 +35,6 @@ class NADE(nn.Module):
         a = self.c.expand(n, -1).clone()  # (n, H): c + W[:, <i] x_<i
         for i in range(x.shape[1]):
             p = torch.sigmoid(self.b[i] + torch.sigmoid(a) @ self.V[i])
-            x[:, i] = torch.bernoulli(p.cpu(), generator=g).to(x.device)  # CPU draw: same sample on any device
+            x[:, i] = seeded.bernoulli(p, g)
             a += x[:, i:i + 1] * self.W[:, i]
         return x

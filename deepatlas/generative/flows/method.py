@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.generative.flows.base import log_prob
@@ -76,7 +77,7 @@ class FlowMethod(Method):
         self.eval()
         g = torch.Generator().manual_seed(seed)
         t = self.cfg.temperature if temperature is None else temperature
-        z = torch.randn(n, self.dims, generator=g).to(self.device)  # CPU draw: same z on any device
+        z = seeded.randn((n, self.dims), g, self.device)
         v = self.flow.inverse(t * z.view(n, *self._z_shape()))
         return to_image(v, self.grey) if self.image else v
 
