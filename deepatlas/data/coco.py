@@ -111,11 +111,12 @@ def _entries(d: dict, path: Path):
     return cats, images, anns
 
 
-def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None):
-    """-> (TensorData with x, boxes, labels, crowd; class names; category ids)."""
+def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None, entries=None):
+    """-> (TensorData with x, boxes, labels, crowd; class names; category ids). `entries`: the file's
+    checked `_entries`, when the caller has parsed it already (one file split into train and test)."""
     path = Path(path)
-    cats, images, anns = _entries(_read_json(path), path)
-    cats.sort()
+    cats, images, anns = entries or _entries(_read_json(path), path)
+    cats = sorted(cats)
     cat_ids = cat_ids or [c for c, _ in cats]
     names = [str(name if name is not None else cid) for cid, name in cats]
     index = {cid: k for k, cid in enumerate(cat_ids)}
@@ -159,16 +160,16 @@ def load(cfg: DataConfig) -> Dataset:
         train, names, ids = read_coco(path / "train.json")
         test, _, _ = read_coco(path / "test.json", cat_ids=ids)
     else:
-        _, images, _ = _entries(_read_json(path), path)
-        all_ids = sorted(iid for iid, _ in images)
+        entries = _entries(_read_json(path), path)  # parsed once, read for both splits
+        all_ids = sorted(iid for iid, _ in entries[1])
         if len(all_ids) < 2:
             raise UserError(f"{path}: {len(all_ids)} image(s); a single COCO file is split 80/20 into train and "
                             "test, so it needs at least 2 (or pass a folder with train.json and test.json)")
         perm = torch.randperm(len(all_ids), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         n_test = max(1, round(0.2 * len(all_ids)))
         test_ids = {all_ids[j] for j in perm[:n_test]}
-        train, names, ids = read_coco(path, image_ids=set(all_ids) - test_ids)
-        test, _, _ = read_coco(path, cat_ids=ids, image_ids=test_ids)
+        train, names, ids = read_coco(path, image_ids=set(all_ids) - test_ids, entries=entries)
+        test, _, _ = read_coco(path, cat_ids=ids, image_ids=test_ids, entries=entries)
     if cfg.size:
         train = TensorData(**{k: v[: cfg.size] for k, v in train.tensors.items()})
     m = max(train["labels"].shape[1], test["labels"].shape[1])

@@ -287,8 +287,7 @@ def cloud_from_file(path: Path, points: int, g: torch.Generator) -> tuple[torch.
     if len(mesh.vertices) == 0:
         raise UserError(f"{path}: has no vertices")
     labels = mesh.vertex_props.get("label", mesh.vertex_props.get("part"))
-    if labels is not None and not bool(((labels >= 0) & (labels == labels.round())).all() if labels.is_floating_point()
-                                       else (labels >= 0).all()):
+    if labels is not None and not bool(((labels >= 0) & (labels == labels.round())).all()):
         raise UserError(f"{path}: per-vertex part labels must be non-negative integers")
     if mesh.faces is not None and labels is None:
         try:
