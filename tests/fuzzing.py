@@ -55,14 +55,17 @@ def edits(data, raw: bytes) -> bytes:
     return bytes(b)
 
 
+REFUSED = object()  # what one_line returns for a UserError (a parser may itself return None)
+
+
 def one_line(fn, *args, **kwargs):
-    """fn's result, or None when it raised a one-line UserError (any other exception fails the test)."""
+    """fn's result, or REFUSED when it raised a one-line UserError (any other exception fails the test)."""
     try:
         out = fn(*args, **kwargs)
     except UserError as e:
         assert "\n" not in str(e), str(e)
         event("refused with a UserError")  # shown by pytest --hypothesis-show-statistics
-        return None
+        return REFUSED
     event("parsed")
     return out
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from fuzzing import JSON, edits, one_line, run_both, tmpfile
+from fuzzing import JSON, REFUSED, edits, one_line, run_both, tmpfile
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -44,7 +44,7 @@ def check_text(data):
     with d:
         cfg.path = str(p)
         ds = one_line(load_dataset, cfg)
-    if ds is None:
+    if ds is REFUSED:
         return
     vocab = ds.info.extra["vocab_size"]
     for split in (ds.train, ds.val, ds.test):
@@ -127,7 +127,7 @@ def check_coco(data):
     with d:
         (folder / "corpus.json").write_bytes(raw)
         ds = one_line(load_dataset, DataConfig(name="coco", path=str(folder / "corpus.json")))
-    if ds is None:
+    if ds is REFUSED:
         return
     for split in (ds.train, ds.test):
         assert len(split) > 0 and torch.isfinite(split["x"]).all() and torch.isfinite(split["boxes"]).all()
@@ -220,7 +220,7 @@ def check_mesh(data):
     d, p = tmpfile(raw, "shape" + suffix)
     with d:
         out = one_line(cloud_from_file, p, 16, torch.Generator().manual_seed(0))
-    if out is None:
+    if out is REFUSED:
         return
     x, labels = out
     assert x.shape == (16, 3) and torch.isfinite(x).all() and float(x.norm(dim=1).max()) <= 1 + 1e-5
