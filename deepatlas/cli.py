@@ -60,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train the default diffusion model on 8x8 digits (~4 min), sample, compute FID")
     d.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
-    d.add_argument("--fresh", action="store_true", help="delete an earlier demo run instead of resuming it")
+    d.add_argument("--fresh", action="store_true", help="delete an earlier demo run in --out instead of resuming it "
+                   "(only a deepatlas run is ever deleted)")
+    d.add_argument("--resume-older", action="store_true",
+                   help="if the newest checkpoint is damaged, resume from the newest readable one (it is set aside)")
     from deepatlas.registry import table
 
     runners = {}
@@ -78,7 +81,11 @@ def _train_parser(method: str):
     spec = get("method", method)
     p = _Parser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds the same run)")
-    p.add_argument("--fresh", action="store_true", help="delete an existing run in --out and start over")
+    p.add_argument("--fresh", action="store_true", help="delete the deepatlas run in --out and start over (a folder "
+                   "that is not a run is never deleted; files deepatlas did not write are kept)")
+    p.add_argument("--resume-older", action="store_true",
+                   help="if the newest checkpoint is damaged, resume from the newest readable one and set the "
+                        "damaged one aside (refused without this flag)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--data", dest="data_name", default=argparse.SUPPRESS, help="dataset name (see `deepatlas list`)")
     C.add_arguments(p, DataConfig, prefix="data_", title="data")
@@ -130,7 +137,8 @@ def run_training(args, spec) -> int:
     method = build_method(cfg, dataset)  # a method that refuses the data does so before anything is written
     # rank 0 alone checks and writes the run directory; the others wait for its verdict
     main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
-    last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress)
+    last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress,
+               resume_older=args.resume_older)
     if world.main:
         print(json.dumps(last))
         print(f"run saved in {args.out}")
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from deepatlas.demo import run_demo
 
-            return run_demo(args.out, steps=args.steps, fresh=args.fresh)
+            return run_demo(args.out, steps=args.steps, fresh=args.fresh, resume_older=args.resume_older)
         return args._runners[args.command](args)
     except TrainingInterrupted as e:
         print(f"deepatlas: {e}", file=sys.stderr)

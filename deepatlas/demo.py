@@ -19,7 +19,7 @@ from deepatlas.train.trainer import fit
 DEMO_STEPS = 2000
 
 
-def run_demo(out: Path, steps: int | None = None, fresh: bool = False) -> int:
+def run_demo(out: Path, steps: int | None = None, fresh: bool = False, resume_older: bool = False) -> int:
     from deepatlas.registry import get
 
     out = Path(out)
@@ -32,7 +32,7 @@ def run_demo(out: Path, steps: int | None = None, fresh: bool = False) -> int:
     data = load_dataset(cfg.data)
     method = build_method(cfg, data)
     t0 = time.perf_counter()
-    fit(method, data, cfg.train, out)
+    fit(method, data, cfg.train, out, resume_older=resume_older)
     train_s = time.perf_counter() - t0
 
     from deepatlas.train.run import open_run

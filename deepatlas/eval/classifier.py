@@ -62,7 +62,7 @@ def feature_net(dataset, progress: bool = False) -> FeatureCNN:
     saved = Checkpointer(run).load()
     if saved is None or saved.step < cfg.steps:
         with torch.enable_grad():  # callers (evaluate) often run under no_grad
-            fit(net, dataset, cfg, run, progress=progress)
+            fit(net, dataset, cfg, run, progress=progress, resume_older=True)  # a cache: nothing to lose
         saved = Checkpointer(run).load()
     net.load_state_dict(saved.weights)
     return net.eval()

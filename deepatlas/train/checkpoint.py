@@ -4,9 +4,13 @@
 - `optimizer.pt`: optimizer states only (plain tensors and numbers, loaded with weights_only=True);
 - `state.json`: the step, written last.
 
-A folder is written under a temporary name and renamed once complete, then `checkpoints/latest` is
-replaced atomically to point at it, so a crash at any moment leaves the previous checkpoint whole.
-Loading takes `latest` and falls back to the newest complete folder if that one is damaged.
+A folder is written under a temporary name and renamed once complete, then `checkpoints/latest` (a
+one-line pointer for people and tools) is replaced atomically, and `RUN/model.safetensors` is replaced by
+an atomic copy of the new weights, so a crash at any moment leaves the previous checkpoint whole.
+
+Loading takes the newest folder that reads completely. A newer folder that does not read is never
+skipped silently: the returned `Checkpoint.skipped` says which folders were passed over and why, so
+that sampling can warn and resuming can refuse (a resumed run would lose the steps after the fallback).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 
 from deepatlas.errors import UserError
-from deepatlas.train.atomic import fsync_dir, write_bytes_atomic
+from deepatlas.train.atomic import fsync_dir, write_atomic, write_bytes_atomic
 
 EMA_PREFIX = "ema."
 
@@ -39,6 +43,13 @@ class Checkpoint:
     weights: dict[str, torch.Tensor]
     ema: dict[str, torch.Tensor]
     optimizers: dict
+    skipped: tuple[str, ...] = ()  # "step-NNNNNNNN: why" for each newer folder that could not be read
+
+    def fallback_note(self) -> str | None:
+        """One line saying which newer checkpoints were passed over and why, or None when none were."""
+        if not self.skipped:
+            return None
+        return f"the newest checkpoint is damaged ({'; '.join(self.skipped)}); fell back to step {self.step} ({self.folder.name})"
 
 
 def _name(step: int) -> str:
@@ -114,7 +125,8 @@ class Checkpointer:
             os.rename(tmp, final)
             fsync_dir(self.root)
             write_bytes_atomic(self.root / "latest", (final.name + "\n").encode())
-            self._publish(final / "model.safetensors")
+            # a copy, never a hard link: editing RUN/model.safetensors must not change the checkpoint
+            write_atomic(self.root.parent / "model.safetensors", lambda p: shutil.copyfile(final / "model.safetensors", p))
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             why = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
@@ -123,17 +135,6 @@ class Checkpointer:
             raise UserError(f"could not write the checkpoint of step {step} in {self.root}: {why}; the {kept}") from None
         self._prune()
         return final
-
-    def _publish(self, weights: Path) -> None:
-        """Hard-link the newest weights to run_dir/model.safetensors (atomically), for people and tools."""
-        target = self.root.parent / "model.safetensors"
-        tmp = self.root.parent / f".model.safetensors.tmp-{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(weights, tmp)
-        except OSError:
-            shutil.copyfile(weights, tmp)
-        os.replace(tmp, target)
 
     def _folders(self) -> list[Path]:
         if not self.root.is_dir():
@@ -144,20 +145,22 @@ class Checkpointer:
         for old in self._folders()[self.keep:]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _candidates(self) -> list[Path]:
-        folders = self._folders()
-        latest = self.root / "latest"
-        try:
-            named = self.root / latest.read_text().strip()
-            if named in folders:
-                folders.remove(named)
-                folders.insert(0, named)
-        except OSError:
-            pass
-        return folders
+    def set_aside_newer(self, saved: Checkpoint) -> list[Path]:
+        """Rename the folders newer than `saved` (the damaged ones it fell back from) to
+        `damaged-step-N`: kept for inspection, never loaded or pruned."""
+        moved = []
+        for folder in self._folders():
+            if folder.name > saved.folder.name:
+                target, n = folder.with_name(f"damaged-{folder.name}"), 1
+                while target.exists():
+                    target, n = folder.with_name(f"damaged-{folder.name}.{n}"), n + 1
+                os.rename(folder, target)
+                moved.append(target)
+        fsync_dir(self.root)
+        return moved
 
     def latest_step(self) -> int | None:
-        for folder in self._candidates():
+        for folder in self._folders():
             try:
                 return _read_step(folder)
             except (OSError, UserError):
@@ -165,14 +168,14 @@ class Checkpointer:
         return None
 
     def load(self) -> Checkpoint | None:
-        """The newest complete checkpoint, or None when there is none."""
+        """The newest checkpoint that reads completely (see `Checkpoint.skipped`), or None when there is none."""
         errors = []
-        for folder in self._candidates():
+        for folder in self._folders():
             try:
                 step = _read_step(folder)
                 weights, ema = load_weights(folder / "model.safetensors")
                 optimizers = load_optimizer_state(folder / "optimizer.pt")
-                return Checkpoint(step, folder, weights, ema, optimizers)
+                return Checkpoint(step, folder, weights, ema, optimizers, tuple(errors))
             except (OSError, UserError) as e:
                 errors.append(f"{folder.name}: {e}")
         if errors:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,51 @@ def conflicts(old: dict, new: dict) -> list[str]:
     return fields
 
 
+# What deepatlas writes in a run directory; `--fresh` deletes these and nothing else.
+RUN_ENTRIES = ("checkpoints", "model.safetensors", "metrics.jsonl", "samples", "eval", "eval.json", "report.html",
+               "predict", "config.json")  # config.json last: a run stopped midway is still recognised as one
+
+
+def is_run(run_dir: Path) -> bool:
+    """Whether run_dir holds a config.json that deepatlas wrote (a method name and its three sections)."""
+    try:
+        d = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(d, dict) and isinstance(d.get("method"), str)
+            and all(isinstance(d.get(k), dict) for k in ("data", "model", "train")))
+
+
+def remove_run(run_dir: Path) -> list[str]:
+    """Delete what deepatlas wrote in a run (RUN_ENTRIES and half-written `.NAME.tmp-PID` files); the
+    folder itself and anything else in it stay. Returns the names of the entries left alone."""
+    run_dir = Path(run_dir)
+    for p in [*run_dir.glob(".*.tmp-*"), *(run_dir / name for name in RUN_ENTRIES)]:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    return sorted(p.name for p in run_dir.iterdir())
+
+
 def start_run(run_dir: Path, cfg: RunConfig, *, fresh: bool = False, main: bool = True) -> None:
-    """Create run_dir, or check that it holds the same run (for resuming). `fresh` deletes an old run."""
+    """Create run_dir, or check that it holds the same run (for resuming). `fresh` deletes an old run.
+
+    Only a deepatlas run is ever resumed or deleted: a non-empty folder that is not one is refused, with
+    or without `fresh`, so that `--out .` or a typo in --out cannot delete or mix into a user's files."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
-    if fresh and run_dir.exists() and main:
-        shutil.rmtree(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file, not a folder; choose a new or empty folder")
+    if run_dir.is_dir() and not is_run(run_dir) and any(run_dir.iterdir()):
+        what = "--fresh deletes only deepatlas runs; " if fresh else ""
+        raise UserError(f"--out {run_dir} is not empty and holds no deepatlas run (no config.json written by "
+                        f"deepatlas); {what}choose a new or empty folder")
+    if fresh and main and is_run(run_dir):
+        kept = remove_run(run_dir)
+        if kept:
+            print(f"deepatlas: --fresh deleted the run in {run_dir} and kept files it did not write: "
+                  f"{', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''}", file=sys.stderr)
     if path.exists():
         old = read_config(run_dir)
         bad = conflicts(old, cfg.to_dict())
@@ -103,6 +143,8 @@ def open_run(run_dir: str | Path, weights: str = "ema") -> tuple[Method, Dataset
     saved = Checkpointer(run_dir).load()
     if saved is None:
         raise UserError(f"{run_dir} has no checkpoint yet; train it first (`deepatlas train {cfg.method} --out {run_dir}`)")
+    if saved.fallback_note():
+        print(f"deepatlas: warning: {saved.fallback_note()}", file=sys.stderr)
     state = saved.ema if weights == "ema" and saved.ema else saved.weights
     try:
         method.load_state_dict(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -89,9 +90,12 @@ class _StopSignals:
 
 
 def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: World = World(),
-        progress: bool = True) -> dict:
+        progress: bool = True, resume_older: bool = False) -> dict:
     """Train `method` on `data.train` up to cfg.steps, resuming from run_dir's checkpoint if there is one.
-    Returns the last logged metrics."""
+    Returns the last logged metrics.
+
+    When the newest checkpoint is damaged, resuming from an older one would silently lose steps: that is
+    refused unless `resume_older`, which sets the damaged folders aside (`checkpoints/damaged-step-N`)."""
     run_dir = Path(run_dir)
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +115,13 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     saved = ckpt.load()
     if not same_on_all(-1 if saved is None else saved.step, world):
         raise UserError(f"the processes found different checkpoints in {ckpt.root}; is another run writing there?")
+    if saved is not None and saved.skipped:
+        if not resume_older:
+            raise UserError(f"{saved.fallback_note()}; resuming would redo the steps after {saved.step}: re-run "
+                            "with --resume-older to accept that, or --fresh to start over")
+        if world.main:
+            print(f"deepatlas: warning: {saved.fallback_note()}; resuming from there", file=sys.stderr)
+        main_first(lambda: ckpt.set_aside_newer(saved), world, "setting damaged checkpoints aside")
     if saved is not None:
         _restore(method, ema, opts, saved)
         start = saved.step
