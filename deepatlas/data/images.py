@@ -12,8 +12,9 @@ Every picture is decoded (image_files.py), made one channel count for the whole 
 32) and the centre R x R kept, then scaled to [-1, 1]. A fixed 80/20 train/test split by `--data-seed`
 (data/base.py `split`); `--data-size` keeps the first N training pictures; `--data-binarize` as for digits.
 
-The dataset's name carries a fingerprint of the files (names, sizes, times), the resolution and the
-channels: it keys the cached FID classifier, so two folders never share one.
+The dataset's name carries a fingerprint of the files (names, sizes, times) and of the options that
+change the tensors (resolution, channels, binarize, seed, size): it keys the cached FID classifier, so
+two folders never share one.
 """
 
 from __future__ import annotations
@@ -111,6 +112,6 @@ def load(cfg: DataConfig) -> Dataset:
     info = DataInfo("image", tuple(x.shape[1:]), len(names),
                     {"binary": cfg.binarize, "classes": tuple(names), "levels": 256, "folder": str(folder),
                      "files": len(files), "labelled": labels is not None})
-    name = f"images-{folder.resolve().name}-{fingerprint(files, folder, r, x.shape[1], cfg.binarize)}"
+    name = f"images-{folder.resolve().name}-{fingerprint(files, folder, r, x.shape[1], cfg.binarize, cfg.seed, cfg.size)}"
     return Dataset(name, info, train, test)
 
