@@ -109,6 +109,8 @@ def test_cli_train_eval_sample(tmp_path):
     assert main(["eval", str(run), "--n", "6", "--scales", "1", "1.5"]) == 0
     r = json.loads((run / "eval.json").read_text())
     assert {"AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"} <= set(r) and r["scales"] == [1.0, 1.5]
+    results = json.loads((run / "eval" / "coco_results.json").read_text())  # written by eval, COCO results format
+    assert all(set(p) == {"image_id", "category_id", "bbox", "score"} for p in results)
     assert main(["sample", str(run), "--n", "4"]) == 0
     assert (run / "samples" / "sample.png").stat().st_size > 1000
     assert main(["eval", str(run), "--scales", "0"]) == 2  # one-line error

@@ -163,3 +163,33 @@ def test_cli(capsys, tmp_path):
     assert "receptive field 4 px, effective stride 2" in capsys.readouterr().out
     assert main(["rf", "vgg61"]) == 2
     assert "did you mean 'vgg16'" in capsys.readouterr().err
+
+
+class _Residual(nn.Module):
+    """y = conv2(conv1(x)) + shortcut(x), with the shortcut (1x1, stride 2) run before or after the convs."""
+
+    def __init__(self, shortcut_first: bool):
+        super().__init__()
+        self.shortcut_first = shortcut_first
+        self.conv1 = nn.Conv2d(1, 1, 3, 2, 1)
+        self.conv2 = nn.Conv2d(1, 1, 3, 1, 1)
+        self.shortcut = nn.Conv2d(1, 1, 1, 2)
+
+    def forward(self, x):
+        if self.shortcut_first:
+            s = self.shortcut(x)
+            return self.conv2(self.conv1(x)) + s
+        h = self.conv2(self.conv1(x))
+        return h + self.shortcut(x)
+
+
+def test_residual_field_does_not_depend_on_statement_order():
+    # by hand: conv1 (3, s2, p1): r = 3, j = 2, start = 0; conv2 (3, s1, p1): r = 3 + 2*2 = 7, j = 2, start = 0;
+    # shortcut (1, s2): r = 1, j = 2, start = 0. Union of [-3, 3] and [0, 0]: r = 7, j = 2, start = 0.
+    for first in (True, False):
+        f = module_field(_Residual(first))
+        assert (f.size, f.jump, f.start) == (7, 2, 0), first
+    # and after a second block the fields chain: 7 + (7 - 1) * 2 = 19, jump 4
+    for a, b in ((True, False), (False, True), (False, False)):
+        f = module_field(nn.Sequential(_Residual(a), _Residual(b)))
+        assert (f.size, f.jump) == (19, 4), (a, b)

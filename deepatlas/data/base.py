@@ -26,6 +26,10 @@ class DataConfig:
     vocab_size: int = option(512, "BPE vocabulary size (text, --tokenizer bpe)", low=8)
     seed: int = option(0, "seed for generated data and fixed splits")
     points: int = option(1024, "points per cloud (point-cloud datasets)", low=1)
+    resolution: int = option(0, "square side in pixels: images are resized + centre-cropped to it (images, default 32), "
+                                "coco images letterboxed to it (default 96); 0: the dataset's default", low=0)
+    channels: int = option(0, "image channels (images, coco): 0 auto (RGB if any image is colour, else grey) | "
+                              "1 grey | 3 RGB", choices=(0, 1, 3))
 
 
 @dataclass

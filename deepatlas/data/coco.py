@@ -4,10 +4,18 @@ COCO-format JSON (with its images folder) into the same tensors the detectors tr
 Loading: `--data-path` is either a JSON file (its images split 80/20 into train/test by a fixed seed)
 or a folder holding train.json and test.json (what `deepatlas make-scenes` writes). Image files are
 looked up relative to the JSON's folder, then in an `images/` folder beside it. Every image is
-letterboxed to a square 96-pixel canvas ( the longest side scaled
-to fit, top-left aligned, the rest padded with -1), its boxes scaled the same way; categories become
-labels 0..K-1 in increasing category id. Crowd annotations are kept with `crowd` = True (evaluation
-ignores them, as COCO does; training skips them).
+letterboxed to a square canvas of `--data-resolution` pixels (default 96; a multiple of 16, the
+detectors' coarsest stride): the longest side scaled by s = canvas / max(width, height), top-left
+aligned, the rest padded with -1; its boxes are scaled by the same s. Categories become labels 0..K-1 in
+increasing category id. Crowd annotations are kept with `crowd` = True (evaluation ignores them, as
+COCO does; training skips them).
+
+Grey and colour files in one dataset (both splits together) become one channel count: RGB if any image
+is colour, else grey, or `--data-channels` (data/image_files.py says how each mode is read).
+
+For evaluation each image also keeps `image_id`, its scale `scale` (s) and original `size` (w, h), and each
+object its `area` in ORIGINAL pixels (the annotation's `area`, else bbox w*h): the COCO size bands
+small < 32² <= medium <= 96² < large are taken on these, exactly as pycocotools does, whatever the canvas.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import torch
 from PIL import Image
 
 from deepatlas.data.base import DataConfig, DataInfo, Dataset, TensorData
+from deepatlas.data.image_files import letterbox, open_image, peek_colour, to_tensor
 from deepatlas.errors import UserError
 from deepatlas.registry import register_dataset
 
 CANVAS = 96
+COCO_BANDS = (32.0 ** 2, 96.0 ** 2)  # small / medium / large, on areas in original pixels
 
 
 def write_coco(split: TensorData, classes: list[str], folder: str | Path, name: str) -> Path:
@@ -69,13 +79,7 @@ def _find_image(path: Path, fname: str) -> Path:
 
 
 def _open_image(path: Path, fname: str) -> Image.Image:
-    found = _find_image(path, fname)
-    try:
-        pic = Image.open(found)
-        pic.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"{found}: not a readable image ({e})") from None
-    return pic
+    return open_image(_find_image(path, fname))
 
 
 def _int_id(entry, key: str, what: str, path: Path) -> int:
@@ -107,48 +111,62 @@ def _entries(d: dict, path: Path):
             raise UserError(f"{path}: annotation {a.get('id', k)} has bbox {box!r}; expected [x, y, width, height] of finite numbers")
         if box[2] < 0 or box[3] < 0:
             raise UserError(f"{path}: annotation {a.get('id', k)} has a negative width or height in bbox {box}")
-        anns.append((iid, cid, tuple(float(v) for v in box), bool(a.get("iscrowd", 0))))
+        area = a.get("area")
+        area = float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) and np.isfinite(area) \
+            and area >= 0 else float(box[2]) * float(box[3])
+        anns.append((iid, cid, tuple(float(v) for v in box), bool(a.get("iscrowd", 0)), area))
     return cats, images, anns
 
 
-def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None, entries=None):
-    """-> (TensorData with x, boxes, labels, crowd; class names; category ids). `entries`: the file's
-    checked `_entries`, when the caller has parsed it already (one file split into train and test)."""
+def _files(path: Path, images, image_ids) -> list[tuple[int, str]]:
+    files = [(iid, f) for iid, f in images if image_ids is None or iid in image_ids]
+    if not files:
+        raise UserError(f"{path}: no images to load; a COCO file needs at least one entry in 'images'")
+    return files
+
+
+def any_colour(path: Path, files) -> bool:
+    """Whether any image of a split is colour (read from the file headers)."""
+    return any(peek_colour(_find_image(path, f)) for _, f in files)
+
+
+def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None = None, image_ids=None, entries=None,
+              channels: int = 0):
+    """-> (TensorData with x, boxes, labels, crowd, area, image_id, scale, size; class names; category ids).
+    `entries`: the file's checked `_entries`, when the caller has parsed it already (one file split into
+    train and test); `channels`: 1 or 3 (0: RGB if any image of this split is colour)."""
     path = Path(path)
     cats, images, anns = entries or _entries(_read_json(path), path)
     cats = sorted(cats)
     cat_ids = cat_ids or [c for c, _ in cats]
     names = [str(name if name is not None else cid) for cid, name in cats]
     index = {cid: k for k, cid in enumerate(cat_ids)}
-    files = [(iid, f) for iid, f in images if image_ids is None or iid in image_ids]
-    if not files:
-        raise UserError(f"{path}: no images to load; a COCO file needs at least one entry in 'images'")
+    files = _files(path, images, image_ids)
     by_image: dict = {iid: [] for iid, _ in files}
-    for iid, cid, box, crowd in anns:
+    for iid, cid, box, crowd, area in anns:
         if iid in by_image:
             if cid not in index:
                 raise UserError(f"{path}: an annotation of image {iid} has unknown category_id {cid}")
-            by_image[iid].append((cid, box, crowd))
-    pictures = [_open_image(path, f) for _, f in files]
-    grey = all(p.mode in ("L", "1", "I;16") for p in pictures)
+            by_image[iid].append((cid, box, crowd, area))
+    c = channels or (3 if any_colour(path, files) else 1)
     n, m = len(files), max([len(v) for v in by_image.values()] + [1])
-    x = torch.full((n, 1 if grey else 3, canvas, canvas), -1.0)
+    x = torch.empty(n, c, canvas, canvas)
     boxes, labels = torch.zeros(n, m, 4), torch.full((n, m), -1, dtype=torch.long)
-    crowd = torch.zeros(n, m, dtype=torch.bool)
-    for i, ((iid, _), pic) in enumerate(zip(files, pictures)):
-        pic = pic.convert("L" if grey else "RGB")
-        s = canvas / max(pic.size)
-        w, h = max(1, round(pic.size[0] * s)), max(1, round(pic.size[1] * s))
-        arr = np.asarray(pic.resize((w, h), Image.BILINEAR) if (w, h) != pic.size else pic, dtype=np.float32)
-        arr = arr[None] if grey else arr.transpose(2, 0, 1)
-        x[i, :, :h, :w] = torch.from_numpy(arr) / 127.5 - 1
-        for k, (cid, (bx, by, bw, bh), is_crowd) in enumerate(by_image[iid]):
+    crowd, area = torch.zeros(n, m, dtype=torch.bool), torch.zeros(n, m, dtype=torch.float64)
+    scale, size = torch.zeros(n, dtype=torch.float64), torch.zeros(n, 2, dtype=torch.long)
+    for i, (iid, fname) in enumerate(files):
+        pic = _open_image(path, fname)
+        on_canvas, s = letterbox(to_tensor(pic, c), canvas, fill=0.0)
+        x[i] = on_canvas * 2 - 1  # (C, canvas, canvas) in [-1, 1], padding -1
+        scale[i], size[i] = s, torch.tensor(pic.size)
+        for k, (cid, (bx, by, bw, bh), is_crowd, a) in enumerate(by_image[iid]):
             boxes[i, k] = torch.tensor([bx, by, bx + bw, by + bh]) * s
-            labels[i, k] = index[cid]
-            crowd[i, k] = is_crowd
+            labels[i, k], crowd[i, k], area[i, k] = index[cid], is_crowd, a
     if not torch.isfinite(boxes).all():
         raise UserError(f"{path}: a bbox is too large to represent (values beyond float32)")
-    return TensorData(x=x, boxes=boxes, labels=labels, crowd=crowd), names, cat_ids
+    ids = torch.tensor([iid for iid, _ in files], dtype=torch.long)
+    return (TensorData(x=x, boxes=boxes, labels=labels, crowd=crowd, area=area, image_id=ids, scale=scale, size=size),
+            names, cat_ids)
 
 
 @register_dataset("coco", "data", "any COCO-format detection JSON + images (--path FILE.json, or a folder with train.json/test.json)")
@@ -156,9 +174,12 @@ def load(cfg: DataConfig) -> Dataset:
     if not cfg.path:
         raise UserError("dataset 'coco' needs --data-path: a COCO JSON file, or a folder with train.json and test.json")
     path = Path(cfg.path)
+    canvas = cfg.resolution or CANVAS
+    if canvas % 16 or canvas < 32:
+        raise UserError(f"--data-resolution {canvas}: the coco canvas must be a multiple of 16 (the detectors' "
+                        "coarsest stride) and at least 32, e.g. 96, 128 or 256")
     if path.is_dir():
-        train, names, ids = read_coco(path / "train.json")
-        test, _, _ = read_coco(path / "test.json", cat_ids=ids)
+        splits = [(p, None, _entries(_read_json(p), p)) for p in (path / "train.json", path / "test.json")]
     else:
         entries = _entries(_read_json(path), path)  # parsed once, read for both splits
         all_ids = sorted(iid for iid, _ in entries[1])
@@ -168,15 +189,19 @@ def load(cfg: DataConfig) -> Dataset:
         perm = torch.randperm(len(all_ids), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         n_test = max(1, round(0.2 * len(all_ids)))
         test_ids = {all_ids[j] for j in perm[:n_test]}
-        train, names, ids = read_coco(path, image_ids=set(all_ids) - test_ids, entries=entries)
-        test, _, _ = read_coco(path, cat_ids=ids, image_ids=test_ids, entries=entries)
+        splits = [(path, set(all_ids) - test_ids, entries), (path, test_ids, entries)]
+    # one channel count for both splits: a grey train split and a colour test split must not differ
+    channels = cfg.channels or (3 if any(any_colour(p, _files(p, e[1], ids)) for p, ids, e in splits) else 1)
+    (p, ids_tr, e_tr), (q, ids_te, e_te) = splits
+    train, names, ids = read_coco(p, canvas, image_ids=ids_tr, entries=e_tr, channels=channels)
+    test, _, _ = read_coco(q, canvas, cat_ids=ids, image_ids=ids_te, entries=e_te, channels=channels)
     if cfg.size:
         train = TensorData(**{k: v[: cfg.size] for k, v in train.tensors.items()})
     m = max(train["labels"].shape[1], test["labels"].shape[1])
     train, test = (_pad(t, m) for t in (train, test))
-    s = CANVAS / 512  # the same scaling of COCO's 32²/96² bands as the generated scenes
     info = DataInfo("scene", tuple(train["x"].shape[1:]), len(names),
-                    {"classes": names, "area_bands": ((32 * s) ** 2, (96 * s) ** 2), "max_objects": m, "test_split": test})
+                    {"classes": names, "area_bands": COCO_BANDS, "max_objects": m, "test_split": test,
+                     "category_ids": list(ids)})
     return Dataset("coco", info, train, test)
 
 
@@ -185,4 +210,5 @@ def _pad(t: TensorData, m: int) -> TensorData:
     if k == m:
         return t
     pad = lambda v, fill: torch.cat([v, torch.full((len(v), m - k, *v.shape[2:]), fill, dtype=v.dtype)], 1)
-    return TensorData(x=t["x"], boxes=pad(t["boxes"], 0), labels=pad(t["labels"], -1), crowd=pad(t["crowd"], False))
+    per_object = {"boxes": 0, "labels": -1, "crowd": False, "area": 0}
+    return TensorData(**{key: pad(v, per_object[key]) if key in per_object else v for key, v in t.tensors.items()})

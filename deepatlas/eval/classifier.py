@@ -52,8 +52,12 @@ def feature_net(dataset, progress: bool = False) -> FeatureCNN:
     """The cached feature network for `dataset` (trained on its train split on first use, ~1 min)."""
     from deepatlas.train.checkpoint import Checkpointer
     from deepatlas.train.config import TrainConfig
+    from deepatlas.errors import UserError
     from deepatlas.train.trainer import fit
 
+    if dataset.info.num_classes < 2:
+        raise UserError(f"FID here uses the features of a classifier trained on the dataset's labels; '{dataset.name}' "
+                        "has no 2 classes to train it on (for your own pictures: one subfolder per class)")
     torch.manual_seed(0)
     net = FeatureCNN(FeatureCNN.Config(), dataset.info)
     run = cache_dir() / f"fid-classifier-{dataset.name}-{'x'.join(map(str, dataset.info.shape))}"

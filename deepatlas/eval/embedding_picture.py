@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deepatlas.errors import UserError
 from deepatlas.eval.linear_probe import _np
 
 
@@ -16,7 +17,9 @@ def tsne_png(features, labels, path: str | Path, title: str = "", seed: int = 0,
     from sklearn.manifold import TSNE
 
     x, y = _np(features), _np(labels).astype(int)
-    perplexity = min(30.0, max(2.0, (len(x) - 1) / 3))
+    if len(x) < 2:
+        raise UserError(f"a t-SNE picture needs at least 2 examples, got {len(x)}; use a larger --n or test split")
+    perplexity = min(30.0, max(2.0, (len(x) - 1) / 3), len(x) - 1.0)  # t-SNE needs perplexity < examples
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ def fid_or_none(samples: torch.Tensor, dataset) -> dict[str, float]:
     Skipped for binarised data: the cached feature network is per dataset name and trained on grey images."""
     if dataset.info.kind != "image" or dataset.info.extra.get("binary"):
         return {}
+    if dataset.info.num_classes < 2:  # e.g. a flat folder of your own pictures
+        return {"fid_skipped": "FID needs an in-domain classifier, which needs at least 2 classes of labelled images"}
     from deepatlas.eval.fid import fid_against_test
 
     with torch.enable_grad():  # the first call trains the cached feature classifier; evaluate() runs under no_grad

@@ -17,7 +17,7 @@ from deepatlas.errors import UserError
 
 def _check_size(h: int, w: int) -> None:
     if h % 4 or w % 4:
-        raise UserError(f"DCGAN nets need image sides divisible by 4, got {h}x{w}")
+        raise UserError(f"DCGAN nets need image sides divisible by 4, got {h}x{w} (your own pictures: e.g. --data-resolution 16 or 32)")
 
 
 class DCGANGenerator(nn.Module):

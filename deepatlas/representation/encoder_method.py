@@ -57,6 +57,9 @@ class EncoderMethod(Method):
         from deepatlas.eval.knn import knn_accuracy
         from deepatlas.eval.linear_probe import linear_probe
 
+        if dataset.info.num_classes < 2:
+            raise UserError("the linear probe and kNN evaluation of the features need labelled data with at least 2 "
+                            "classes (for your own pictures: one subfolder per class)")
         tr = dataset.train.get(torch.arange(min(len(dataset.train), self.cfg.probe_train)))
         te = dataset.test.get(torch.arange(min(len(dataset.test), n)))
         ftr, fte = self.embed(tr["x"]), self.embed(te["x"])

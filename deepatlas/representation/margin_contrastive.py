@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from deepatlas.config import option
+from deepatlas.errors import UserError
 from deepatlas.registry import register_method
 from deepatlas.nn.convnet import projection_head
 from deepatlas.representation.augment import AugmentConfig, views
@@ -83,6 +84,9 @@ class MarginContrastive(EncoderMethod):
 
     def __init__(self, cfg: Config, info):
         super().__init__(cfg, info)
+        if cfg.pairs == "labels" and info.num_classes < 2:
+            raise UserError("--model-pairs labels needs labelled data with at least 2 classes; "
+                            "use --model-pairs views (two augmentations of an image are a similar pair)")
         self.encoder = image_encoder(cfg, info)
         self.head = projection_head(cfg.dim, cfg.head_dim)
 

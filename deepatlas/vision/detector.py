@@ -165,22 +165,46 @@ class Detector(Method):
         finally:
             self.train(was)
 
-    def evaluate(self, dataset, n: int, scales: list[float] | None = None, pyramid_max_size: float | None = None) -> dict:
+    def evaluate(self, dataset, n: int, scales: list[float] | None = None, pyramid_max_size: float | None = None,
+                 folder: Path | None = None) -> dict:
+        """COCO mAP on the first n test images; with `folder`, the detections also go to
+        folder/coco_results.json in COCO results format (original image coordinates, the file's ids).
+
+        COCO files keep each image's scale s and original size: detections are clipped to the image (not
+        the padding) and, like the ground truth's `area`, measured in original pixels for the size bands."""
+        from deepatlas.vision.coco_results import coco_results, write_results
+
         test = dataset.test
         n = min(n, len(test))
-        dets, truths = [], []
+        dets, truths, found, ids, scales_of = [], [], [], [], []
         for start in range(0, n, 50):
             idx = torch.arange(start, min(n, start + 50))
             batch = test.get(idx)
-            for d, b, l, c in zip(self.detect(batch["x"], scales, pyramid_max_size), batch["boxes"], batch["labels"],
-                                  batch.get("crowd", torch.zeros_like(batch["labels"], dtype=torch.bool))):
-                dets.append(ImageDetections(d["boxes"].double().numpy(), d["scores"].double().numpy(), d["labels"].numpy()))
-                keep = l >= 0
-                truths.append(ImageTruth(b[keep].double().numpy(), l[keep].numpy(), c[keep].numpy()))
+            crowd = batch.get("crowd", torch.zeros_like(batch["labels"], dtype=torch.bool))
+            for j, d in enumerate(self.detect(batch["x"], scales, pyramid_max_size)):
+                d = {k: v.cpu() for k, v in d.items()}
+                s = float(batch["scale"][j]) if "scale" in batch else 1.0
+                if "size" in batch:  # the letterboxed image covers [0, s w] x [0, s h] of the canvas
+                    w, h = (s * batch["size"][j].double()).tolist()
+                    d["boxes"] = torch.stack([d["boxes"][:, 0].clamp(0, w), d["boxes"][:, 1].clamp(0, h),
+                                              d["boxes"][:, 2].clamp(0, w), d["boxes"][:, 3].clamp(0, h)], 1)
+                boxes = d["boxes"].double()
+                dets.append(ImageDetections(boxes.numpy(), d["scores"].double().numpy(), d["labels"].numpy(),
+                                            (box_area(boxes) / s ** 2).numpy()))
+                keep = batch["labels"][j] >= 0
+                area = batch["area"][j][keep].double().numpy() if "area" in batch else None
+                truths.append(ImageTruth(batch["boxes"][j][keep].double().numpy(), batch["labels"][j][keep].numpy(),
+                                         crowd[j][keep].numpy(), area))
+                found.append(d)
+                ids.append(int(batch["image_id"][j]) if "image_id" in batch else start + j + 1)
+                scales_of.append(s)
         bands = tuple(self.info.extra.get("area_bands", (32.0 ** 2, 96.0 ** 2)))
         result = coco_map(dets, truths, self.num_classes, bands)
-        return {**{k: round(v, 4) for k, v in result.items()}, "images": n,
-                "scales": list(scales or self.cfg.test_scales)}
+        out = {**{k: round(v, 4) for k, v in result.items()}, "images": n, "scales": list(scales or self.cfg.test_scales)}
+        if folder is not None:
+            results = coco_results(found, ids, scales_of, self.info.extra.get("category_ids"))
+            out["coco_results"] = str(write_results(Path(folder) / "coco_results.json", results))
+        return out
 
     # --- pictures ---------------------------------------------------------------------------------
 

@@ -47,3 +47,25 @@ def save_detections(images: torch.Tensor, dets: list[dict], classes: list[str], 
         sheet.paste(t, ((i % nrow) * (w + 2), (i // nrow) * (h + 2)))
     sheet.save(path)
     return path
+
+
+def with_legend(im: Image.Image, classes: list[str], labels: list[int], title: str = "") -> Image.Image:
+    """im with a white strip below it: `title`, then one colour swatch + class name (+ count) per class in
+    `labels` (the classes drawn), in class order."""
+    counts: dict[int, int] = {}
+    for c in labels:
+        counts[c] = counts.get(c, 0) + 1
+    entries = [(c, f"{classes[c] if c < len(classes) else c} x{counts[c]}") for c in sorted(counts)]
+    line, per_row = 14, max(1, im.width // 110)
+    rows = 1 + math.ceil(len(entries) / per_row)
+    out = Image.new("RGB", (max(im.width, 110), im.height + rows * line + 4), (255, 255, 255))
+    out.paste(im.convert("RGB"), (0, 0))
+    d = ImageDraw.Draw(out)
+    y0 = im.height + 2
+    d.text((4, y0), title or ("no detections" if not entries else ""), fill=(0, 0, 0))
+    for k, (c, text) in enumerate(entries):
+        x, y = 4 + (k % per_row) * 110, y0 + line * (1 + k // per_row)
+        col = COLOURS[c % len(COLOURS)]
+        d.rectangle([x, y + 2, x + 9, y + 11], fill=col)
+        d.text((x + 13, y), text, fill=(0, 0, 0))
+    return out

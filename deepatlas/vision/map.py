@@ -13,6 +13,10 @@ For each class c, IoU threshold t in {0.50, 0.55, ..., 0.95} and area band:
 AP is the mean over classes that have ground truth in the band, then over thresholds. AP50 and AP75
 use one threshold; AP_small / AP_medium / AP_large use all ten and one band.
 
+Areas: a band is decided on `ImageTruth.areas` / `ImageDetections.areas` where given (COCO files: the
+annotation's `area` and the detection's w*h, both in original image pixels, as pycocotools does), else on
+the boxes' own areas.
+
 Crowd ground truth follows COCO: IoU with it is |d ∩ g| / |d|, and it may absorb many detections.
 """
 
@@ -40,6 +44,7 @@ class ImageDetections:
     boxes: np.ndarray  # (D, 4) xyxy
     scores: np.ndarray  # (D,)
     labels: np.ndarray  # (D,)
+    areas: np.ndarray | None = None  # (D,) for the size bands; default: box areas
 
 
 def _area(b: np.ndarray) -> np.ndarray:
@@ -92,7 +97,7 @@ def _match(det: ImageDetections, gt: ImageTruth, c: int, band: tuple[float, floa
                     taken[m] = True
                     ignored[ti, di] = gignore[m]
                     tp[ti, di] = True
-    darea = _area(d) if D else np.zeros(0)
+    darea = (det.areas[dorder] if det.areas is not None else _area(d)) if D else np.zeros(0)
     outside = (darea < band[0]) | (darea > band[1])
     ignored |= ~tp & outside[None, :]
     return scores, tp, ignored, int((~gignore).sum())

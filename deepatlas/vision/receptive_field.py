@@ -241,6 +241,12 @@ def module_fields(module) -> list[tuple[Layer, Field]]:
 
     Traced with torch.fx so that residual branches are united rather than chained; if tracing fails, the
     modules are taken in registration order (exact only for a plain chain)."""
+    return _trace(module)[0]
+
+
+def _trace(module) -> tuple[list[tuple[Layer, Field]], Field | None]:
+    """-> (rows of module_fields, the field of the module's output: of the last spatial tensor it returns,
+    or of the one that entered the global pooling / flatten / linear layers ending it)."""
     import operator
 
     import torch
@@ -249,13 +255,25 @@ def module_fields(module) -> list[tuple[Layer, Field]]:
     try:
         graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # noqa: BLE001 - any tracing failure means "not traceable"
-        return _chain_fields(module)
+        rows = _chain_fields(module)
+        return rows, (rows[-1][1] if rows else None)
     mods = dict(module.named_modules())
-    fields: dict[str, Field] = {}
+    fields: dict[str, Field] = {}  # spatial tensors
+    ended: dict[str, Field] = {}  # tensors past the spatial part: the field that entered it
     rows: list[tuple[Layer, Field]] = []
     merging = {operator.add, operator.iadd, operator.mul, torch.add, torch.cat, torch.mul, torch.stack}
+    out: Field | None = None
     for node in graph.nodes:
         ins = [fields[a.name] for a in node.all_input_nodes if a.name in fields]
+        if node.op == "output":
+            found = [fields.get(a.name) or ended.get(a.name) for a in node.all_input_nodes]
+            found = [f for f in found if f is not None]
+            out = found[-1] if found else None
+            continue
+        if not ins:
+            past = [ended[a.name] for a in node.all_input_nodes if a.name in ended]
+            if past:
+                ended[node.name] = past[-1]
         if node.op == "placeholder":
             fields[node.name] = Field("input", 1, 1, 0)
         elif node.op == "call_module" and node.target in mods:
@@ -264,18 +282,21 @@ def module_fields(module) -> list[tuple[Layer, Field]]:
             if layer is not None and ins:
                 fields[node.name] = step(ins[0], layer)
                 rows.append((layer, fields[node.name]))
-            elif not _is_global(m) and ins:
-                fields[node.name] = ins[0]
+            elif ins:
+                if _is_global(m):
+                    ended[node.name] = ins[0]
+                else:
+                    fields[node.name] = ins[0]
         elif node.op == "call_function" and ins and (layer := functional_layer(node)) is not None:
             fields[node.name] = step(ins[0], layer)
             rows.append((layer, fields[node.name]))
         elif node.op in ("call_function", "call_method") and ins:
-            if node.op == "call_method" and node.target in ("flatten", "view", "reshape", "mean", "sum", "amax"):
-                continue  # leaves the spatial domain
-            if node.op == "call_function" and node.target in (torch.flatten,):
+            if (node.op == "call_method" and node.target in ("flatten", "view", "reshape", "mean", "sum", "amax")) \
+                    or (node.op == "call_function" and node.target in (torch.flatten,)):
+                ended[node.name] = ins[0]  # leaves the spatial domain
                 continue
             fields[node.name] = unite(node.name, ins) if (node.target in merging and len(ins) > 1) else ins[0]
-    return rows
+    return rows, out
 
 
 def _chain_fields(module) -> list[tuple[Layer, Field]]:
@@ -284,14 +305,13 @@ def _chain_fields(module) -> list[tuple[Layer, Field]]:
 
 
 def module_field(module) -> Field:
-    """The receptive field of the module's last spatial output (before any global pooling / dense layer).
-
-    For a traced module this is the field of the last conv/pool in execution order after branches merged;
-    reported as that layer's row."""
-    rows = module_fields(module)
+    """The receptive field of the module's output: of the last spatial tensor `forward` returns, after every
+    branch merged into it (the order of statements in `forward` does not matter), or, when the module ends
+    in a global pooling / flatten / dense layer, of the tensor that entered it."""
+    rows, out = _trace(module)
     if not rows:
         raise UserError("the module has no convolution or pooling layer")
-    return rows[-1][1]
+    return out if out is not None else rows[-1][1]
 
 
 # --------------------------------------------------------------------------- CLI

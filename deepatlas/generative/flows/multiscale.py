@@ -35,7 +35,8 @@ def level_shapes(shape: tuple[int, int, int], levels: int) -> list[tuple[int, in
     out = []
     for lvl in range(levels):
         if h % 2 or w % 2:
-            raise UserError(f"cannot squeeze a {h}x{w} map at level {lvl + 1} of {levels}; use fewer --model-levels")
+            raise UserError(f"cannot squeeze a {h}x{w} map at level {lvl + 1} of {levels}: image sides must be divisible by "
+                            f"2^levels = {2 ** levels}; use fewer --model-levels (your own pictures: e.g. --data-resolution 16 or 32)")
         c, h, w = 4 * c, h // 2, w // 2
         out.append((c, h, w))
         if lvl < levels - 1:
