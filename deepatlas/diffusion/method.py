@@ -107,8 +107,8 @@ class Diffusion(Method):
 
         opts = check_type(opts, DiffusionSampleConfig)
         opts = dataclasses.replace(opts, sampler=opts.sampler or self.cfg.sampler or self.default_sampler)
-        spec = get("sampler", opts.sampler).obj
-        if spec not in SAMPLERS.values():
+        get("sampler", opts.sampler)  # an unknown name: the closest one suggested
+        if opts.sampler not in SAMPLERS:
             raise UserError(f"sampler '{opts.sampler}' is not a continuous-diffusion sampler; "
                             f"choose one of {', '.join(SAMPLERS)}")
         refuse_unused(opts, opts.sampler, {k: tuple(n for n, s in SAMPLERS.items() if k in s.options)
