@@ -72,7 +72,7 @@ def main() -> None:
                 continue
             g = torch.Generator().manual_seed(1)
             t1 = time.perf_counter()
-            x = torch.cat([method.sample(min(250, n_fid - i), sampler, steps, generator=g)
+            x = torch.cat([method.sample(min(250, n_fid - i), g, method.SampleConfig(sampler=sampler, steps=steps))
                            for i in range(0, n_fid, 250)])
             secs = time.perf_counter() - t1
             fid = fid_against_test(x, data)

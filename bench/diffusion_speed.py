@@ -83,7 +83,7 @@ def main() -> None:
         return x
 
     def sample_ours():  # the same grid (evenly spaced DDPM timesteps) and the same ancestral (eta = 1) step
-        return ours.sample(args.sample_n, "ddim", args.sample_steps, eta=1.0)
+        return ours.sample(args.sample_n, None, ours.SampleConfig(sampler="ddim", steps=args.sample_steps, eta=1.0))
 
     for fn in (step_ours, step_theirs, sample_ours, sample_theirs):  # warm-up
         fn()

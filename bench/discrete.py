@@ -84,25 +84,28 @@ def part_genppl(out: Path, res: dict, n: int = 32, length: int = 64):
     rows = {}
     torch.manual_seed(0)
     rows["data (test split)"] = gen_stats(ar, data.test["x"][:n])
-    rows["ar T=1"] = gen_stats(ar, ar.generate(empty, length, temperature=1.0))
+    rows["ar T=1"] = gen_stats(ar, ar.complete(empty, ar.SampleConfig(length=length, temperature=1.0)))
     mdlm, *_ = open_run(out / "mdlm")
     for steps in (8, 16, 64):
         for how in ("ancestral", "random", "low_confidence"):
             torch.manual_seed(0)
-            s = mdlm.generate(empty, length, steps=steps, remasking=how, temperature=1.0)
+            # temperature 1 is the llada samplers' draw from p(x0 | x_t); the ancestral sampler always draws it
+            extra = {} if how == "ancestral" else {"temperature": 1.0}
+            name = "mdlm-ancestral" if how == "ancestral" else "llada-" + how.replace("_", "-")
+            s = mdlm.complete(empty, mdlm.SampleConfig(length=length, steps=steps, sampler=name, **extra))
             rows[f"mdlm {how} steps={steps}"] = gen_stats(ar, s)
     for name in ("sedd-absorb", "sedd-uniform"):
         m, *_ = open_run(out / name)
         for steps in (8, 16, 64):
             for how in ("euler", "tweedie"):
                 torch.manual_seed(0)
-                rows[f"{name} {how} steps={steps}"] = gen_stats(ar, m.generate(empty, length, steps=steps, sampler=how))
+                rows[f"{name} {how} steps={steps}"] = gen_stats(ar, m.complete(empty, m.SampleConfig(length=length, steps=steps, sampler="sedd-" + how)))
     for name, block in (("bd3-4", 4), ("bd3-16", 16)):
         m, *_ = open_run(out / name)
         for per_block in sorted({1, block // 2, block}):
             torch.manual_seed(0)
             rows[f"{name} steps/block={per_block} (total {per_block * length // block})"] = gen_stats(
-                ar, m.generate(empty, length, steps=per_block))
+                ar, m.complete(empty, m.SampleConfig(length=length, steps=per_block)))
     res["genppl"] = rows
     for k, v in rows.items():
         print(k, v, flush=True)
@@ -125,16 +128,16 @@ def part_speed(out: Path, res: dict, n: int = 8, length: int = 64):
         rows[key] = {"tokens_per_s": n * length / dt, **gen_stats(ar, s)}
         print(key, rows[key], flush=True)
 
-    timed("ar, KV cache", lambda: ar.generate(empty, length, use_cache=True))
-    timed("ar, no cache", lambda: ar.generate(empty, length, use_cache=False))
+    timed("ar, KV cache", lambda: ar.complete(empty, ar.SampleConfig(length=length, use_cache=True)))
+    timed("ar, no cache", lambda: ar.complete(empty, ar.SampleConfig(length=length, use_cache=False)))
     for name, block in (("bd3-4", 4), ("bd3-16", 16)):
         m, *_ = open_run(out / name)
-        timed(f"{name}, KV cache, {block} steps/block", lambda: m.generate(empty, length, use_cache=True))
-        timed(f"{name}, no cache, {block} steps/block", lambda: m.generate(empty, length, use_cache=False))
+        timed(f"{name}, KV cache, {block} steps/block", lambda: m.complete(empty, m.SampleConfig(length=length, use_cache=True)))
+        timed(f"{name}, no cache, {block} steps/block", lambda: m.complete(empty, m.SampleConfig(length=length, use_cache=False)))
     mdlm, *_ = open_run(out / "mdlm")
     for steps in (16, 64):
         timed(f"mdlm, full sequence each step, {steps} steps",
-              lambda: mdlm.generate(empty, length, steps=steps, remasking="ancestral"))
+              lambda: mdlm.complete(empty, mdlm.SampleConfig(length=length, steps=steps, sampler="mdlm-ancestral")))
     res["speed"] = rows
 
 

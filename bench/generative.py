@@ -111,7 +111,7 @@ def part_flows(args):
         r = m.evaluate(data, args.n_test, fid=False)
         eval_cpu = time.process_time() - c0
         c0 = time.process_time()
-        m.draw(64)  # MAF: one MADE pass per dimension and layer
+        m.sample(64, torch.Generator().manual_seed(0))  # MAF: one MADE pass per dimension and layer
         report(name, **t, params=sum(p.numel() for p in m.parameters()), test_examples=r["n"],
                bits_per_dim=round(r["bits_per_dim"], 3), eval_cpu_s=round(eval_cpu, 1),
                sample_64_cpu_s=round(time.process_time() - c0, 1))
@@ -147,7 +147,7 @@ def part_fid(args):
         torch.manual_seed(0)
         t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
         torch.manual_seed(0)
-        x = m.draw(n, seed=0)
+        x = m.sample(n, torch.Generator().manual_seed(0))
         r = fid_or_none(x, data)
         report(name, data=args.fid_data, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
                fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))

@@ -7,14 +7,15 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
-import inspect
 import json
 import sys
 from pathlib import Path
 
 from deepatlas import config as C
 from deepatlas.errors import TrainingInterrupted, UserError
+from deepatlas.report.arrays import FORMATS
 
 COMMANDS = ("list", "train", "sample", "eval", "demo")
 
@@ -24,6 +25,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _common_run_flags(p: argparse.ArgumentParser, n: int, seed_help: str) -> None:
+    """The flags of `sample` and `eval` every run has; a run's own sampling options come from its SampleConfig."""
+    p.add_argument("run", type=Path, nargs="?", help="run directory")
+    p.add_argument("-h", "--help", action="store_true", help="show the options of RUN")
+    p.add_argument("--n", type=int, default=n, help=f"number of samples or test examples (default: {n})")
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default: 0)")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,25 +48,14 @@ def _parser() -> argparse.ArgumentParser:
                        add_help=False)
     t.add_argument("method", nargs="?", help="method name (see `deepatlas list`)")
     t.add_argument("-h", "--help", action="store_true", help="show the options of METHOD")
-    s = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid")
-    s.add_argument("run", type=Path, help="run directory")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
-    s.add_argument("--sampler", default=None, help="sampler name (see `deepatlas list`); default: the method's")
-    s.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
-    s.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight w (class-conditional runs)")
-    s.add_argument("--label", type=int, default=None, help="class to sample (class-conditional runs); default: all classes in turn")
-    s.add_argument("--eta", type=float, default=None, help="ancestral noise of ddim (0: deterministic, 1: DDPM-like)")
-    s.add_argument("--churn", type=float, default=None, help="EDM churn S_churn of the heun sampler (default: 0)")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
+    s = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid (+ npz/safetensors)",
+                       add_help=False)
+    _common_run_flags(s, n=64, seed_help="sampling seed")
     s.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN/samples/sample.png)")
-    s.add_argument("--scales", type=float, nargs="+", default=None, help="detectors: image-pyramid test scales, e.g. 1 1.5 2")
-    e = sub.add_parser("eval", help="evaluate a trained run with its field's metric (FID, NLL, ...)")
-    e.add_argument("run", type=Path, help="run directory")
-    e.add_argument("--n", type=int, default=1000, help="samples or test examples to use (default: 1000)")
-    e.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
-    e.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
-    e.add_argument("--scales", type=float, nargs="+", default=None, help="detectors: image-pyramid test scales, e.g. 1 1.5 2")
+    s.add_argument("--format", choices=FORMATS, default="png",
+                   help="also write the raw samples, in data units, as .npz or .safetensors beside the PNG")
+    e = sub.add_parser("eval", help="evaluate a trained run with its field's metric (FID, NLL, ...)", add_help=False)
+    _common_run_flags(e, n=1000, seed_help="evaluation seed: every random draw of the evaluation")
     d = sub.add_parser("demo", help="train the default diffusion model on 8x8 digits (~4 min), sample, compute FID")
     d.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's)")
@@ -145,48 +144,99 @@ def run_training(args, spec) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def run_options(command: str, args, rest: list[str], sub: argparse.ArgumentParser):
+    """Stage two of `sample`/`eval`: read RUN's config.json, then parse the rest against that method's
+    SampleConfig, so that --help and the errors name only the options this run has.
+    -> (method class, SampleConfig or None when no sampling flag was given) or None after --help."""
     from deepatlas.registry import get
+    from deepatlas.train.run import RunConfig, read_config
+
+    if args.run is None:
+        if args.help:
+            sub.print_help()
+            print(f"\nRun `deepatlas {command} RUN --help` for the sampling options of that run.")
+            return None
+        raise UserError(f"`deepatlas {command}` needs a run directory: deepatlas {command} RUN")
+    spec = get("method", RunConfig.from_dict(read_config(args.run)).method)
+    cls = spec.obj.SampleConfig
+    if command == "sample" and cls is None:
+        raise UserError(f"method '{spec.name}' does not draw samples; try `deepatlas eval {args.run}`")
+    p = _Parser(prog=f"deepatlas {command} {args.run}", description=f"{spec.name}: {spec.help}", add_help=False,
+                parents=[sub], conflict_handler="resolve")
+    if cls is not None:
+        C.add_arguments(p, cls, title=f"{spec.name} sampling options")
+    if args.help:
+        p.print_help()
+        return None
+    ns, extra = p.parse_known_args(rest)
+    flags = [a for a in extra if a.startswith("-")]
+    if extra:
+        own = ", ".join(C._flag("", f.name) for f in dataclasses.fields(cls)) if cls else "none"
+        raise UserError(f"{(flags or extra)[0]} is not an option of a '{spec.name}' run (its sampling options: {own}; "
+                        f"see `deepatlas {command} {args.run} --help`)")
+    given = cls is not None and any(f.name in vars(ns) for f in dataclasses.fields(cls))
+    return spec.obj, (ns if given else None)
+
+
+def sample_options(method, ns):
+    """The run's defaults with the given flags on top; None when no flag was given (the method's own)."""
+    if ns is None:
+        return method.sample_defaults()
+    return C.from_args(method.SampleConfig, ns, base=C.to_dict(method.sample_defaults()))
+
+
+def _subparser(top: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    return next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
+def _check_n(args) -> None:
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+
+
+def cmd_sample(args, rest: list[str], top) -> int:
+    top = _subparser(top, "sample")
+    import torch
+
+    from deepatlas.report.arrays import save_arrays
     from deepatlas.train.run import open_run
 
-    for flag, value in (("--n", args.n), ("--steps", args.steps)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be >= 1, got {value}")
-    if args.sampler is not None:
-        get("sampler", args.sampler)  # an unknown name fails here, with the closest one suggested
+    _check_n(args)
+    parsed = run_options("sample", args, rest, top)
+    if parsed is None:
+        return 0
+    _, ns = parsed
     method, dataset, cfg, step = open_run(args.run, args.weights)
-    if not hasattr(method, "sample_cli"):
-        raise UserError(f"method '{cfg.method}' does not draw samples; try `deepatlas eval {args.run}`")
+    opts = sample_options(method, ns)
     out = args.out or Path(args.run) / "samples" / "sample.png"
-    opts = {k: v for k, v in vars(args).items()
-            if k in ("sampler", "steps", "guidance", "label", "eta", "churn", "scales") and v is not None}
-    path = method.sample_cli(out, args.n, args.seed, **opts)
-    print(f"wrote {path}")
+    samples, paths = method.sample_files(args.n, torch.Generator().manual_seed(args.seed), opts, Path(out))
+    if args.format != "png":
+        meta = {"method": cfg.method, "step": step, "seed": args.seed, "weights": args.weights,
+                "options": C.to_dict(opts)}
+        paths.append(save_arrays(method.raw_samples(samples), Path(out), args.format, meta))
+    for path in paths:
+        print(f"wrote {path}")
     return 0
 
 
-def cmd_eval(args) -> int:
-    import inspect
-
+def cmd_eval(args, rest: list[str], top) -> int:
+    top = _subparser(top, "eval")
     import torch
 
     from deepatlas.train.atomic import write_json_atomic
     from deepatlas.train.run import open_run
 
-    if args.n < 1:
-        raise UserError(f"--n must be >= 1, got {args.n}")
+    _check_n(args)
+    parsed = run_options("eval", args, rest, top)
+    if parsed is None:
+        return 0
+    _, ns = parsed
     method, dataset, cfg, step = open_run(args.run, args.weights)
-    torch.manual_seed(args.seed)
-    opts = {}
-    if "folder" in inspect.signature(method.evaluate).parameters:  # methods that also write pictures
-        opts["folder"] = Path(args.run) / "eval"
-    if args.scales:
-        if "scales" not in inspect.signature(method.evaluate).parameters:
-            raise UserError(f"--scales applies to detectors; method '{cfg.method}' has no multi-scale test")
-        if min(args.scales) <= 0:
-            raise UserError(f"--scales must be positive, got {args.scales}")
-        opts["scales"] = args.scales
-    result = {"step": step, "weights": args.weights, **method.evaluate(dataset, args.n, **opts)}
+    opts = None if ns is None else sample_options(method, ns)
+    torch.manual_seed(args.seed)  # draws a method makes from the global RNG follow --seed too
+    folder = Path(args.run) / "eval" if method.evaluate_writes_pictures else None
+    metrics = method.evaluate(dataset, args.n, torch.Generator().manual_seed(args.seed), opts, folder)
+    result = {"step": step, "weights": args.weights, "seed": args.seed, **metrics}
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(json.dumps(result, indent=2))
     return 0
@@ -203,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return cmd_train(rest, args.method, args.help)
+        if args.command == "sample":
+            return cmd_sample(args, rest, parser)
+        if args.command == "eval":
+            return cmd_eval(args, rest, parser)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         if args.command == "list":
             return cmd_list()
-        if args.command == "sample":
-            return cmd_sample(args)
-        if args.command == "eval":
-            return cmd_eval(args)
         if args.command == "demo":
             from deepatlas.demo import run_demo
 

@@ -38,11 +38,12 @@ def run_demo(out: Path, steps: int | None = None, fresh: bool = False, resume_ol
     from deepatlas.train.run import open_run
 
     method, data, _, step = open_run(out)  # EMA weights
-    grid = method.sample_cli(out / "samples" / "demo.png", 64, seed=0)
+    _, (grid, _) = method.sample_files(64, torch.Generator().manual_seed(0), method.sample_defaults(),
+                                       out / "samples" / "demo.png")
     print("evaluating FID (trains the cached digits feature classifier on first use)...")
     t1 = time.perf_counter()
     torch.manual_seed(0)
-    metrics = method.evaluate(data, len(data.test))
+    metrics = method.evaluate(data, len(data.test), torch.Generator().manual_seed(0))
     metrics.update({"step": step, "train_seconds_this_call": round(train_s, 1),
                     "eval_seconds": round(time.perf_counter() - t1, 1)})
     write_json_atomic(out / "eval.json", metrics)

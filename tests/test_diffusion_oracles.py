@@ -129,7 +129,7 @@ def test_ancestral_eta1_is_the_ddpm_posterior_step():
                                         ("dpmpp-2m", 20)])
 def test_each_sampler_recovers_mixture_weights(name, steps):
     D = _mixture()
-    fn, kind, fixed, _ = samplers.SAMPLERS[name]
+    fn, kind, fixed = samplers.SAMPLERS[name][:3]
     table = vp_schedule.sigmas(vp_schedule.betas("linear"))
     grid = {"ddpm": lambda: sigma_grids.ddpm(table), "ddim": lambda: sigma_grids.ddim(steps, table),
             "karras": lambda: sigma_grids.karras(steps, 0.002, 80.0)}[kind]().double()

@@ -40,9 +40,9 @@ def test_ar_generation_cached_equals_uncached(opts, tiny_text):
     m = AutoregressiveLM(AutoregressiveLM.Config(d_model=32, n_layers=2, n_heads=2), tiny_text.info).eval()
     prompt = tiny_text.test["x"][:3, :6]
     torch.manual_seed(1)
-    a = m.generate(prompt, 20, use_cache=True, **opts)
+    a = m.complete(prompt, m.SampleConfig(length=20, use_cache=True, **opts))
     torch.manual_seed(1)
-    b = m.generate(prompt, 20, use_cache=False, **opts)
+    b = m.complete(prompt, m.SampleConfig(length=20, use_cache=False, **opts))
     assert torch.equal(a, b)
 
 

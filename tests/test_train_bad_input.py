@@ -53,10 +53,8 @@ def test_unknown_names_in_process(tmp_path, capsys, tiny):
     assert "unknown toy2d variant 'moon'; did you mean 'moons'?" in error_of(
         tiny_args(tmp_path / "r", "--data-variant", "moon"), capsys)
     assert "invalid choice: 'evall'" in error_of(["evall", tmp_path], capsys)
-    err = error_of(["sample", tmp_path, "--sampler", "eulr"], capsys)  # checked before the run is opened
-    assert "unknown sampler 'eulr'" in err
-    if registry.table("sampler"):
-        assert "did you mean" in err or "choose one of" in err
+    # a sampler name is checked against the run's own SampleConfig: tests/test_sample_interface.py
+    assert "is not a run directory" in error_of(["sample", tmp_path, "--sampler", "eulr"], capsys)
 
 
 # --- numbers ------------------------------------------------------------------------------------
@@ -81,7 +79,6 @@ def test_out_of_range_numbers(tmp_path, capsys, tiny, flags, message):
 def test_out_of_range_sample_and_eval_numbers(tmp_path, capsys):
     assert "--n must be >= 1, got 0" in error_of(["eval", tmp_path, "--n", "0"], capsys)
     assert "--n must be >= 1, got 0" in error_of(["sample", tmp_path, "--n", "0"], capsys)
-    assert "--steps must be >= 1, got -3" in error_of(["sample", tmp_path, "--steps", "-3"], capsys)
 
 
 # --- IDX files ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ formulation; class-conditional training drops labels with probability p_uncond f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from deepatlas.diffusion import sigma_grids
 from deepatlas.diffusion.denoiser import Denoiser, guided
 from deepatlas.diffusion.preconditioning import EDMPrecond, FlowPrecond, VEPrecond, VPPrecond
 from deepatlas.diffusion.samplers import SAMPLERS
-from deepatlas.errors import UserError, unknown
+from deepatlas.errors import UserError
 from deepatlas.method import Method
 from deepatlas.nn.mlp import NoiseMLP
 from deepatlas.nn.unet import UNet
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type, refuse_unused
 
 
 @dataclass
@@ -43,6 +45,16 @@ class DiffusionConfig:
 
 
 DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "euler": 35, "heun": 18, "dpmpp-2m": 20}
+
+
+@dataclass
+class DiffusionSampleConfig:
+    sampler: str = option("", "sampler: ddpm | ddim | euler | heun | dpmpp-2m (empty: the run's)")
+    steps: int = option(0, "sampling steps (0: the run's, else the sampler's default; ddpm: strided timesteps)", low=0)
+    eta: float | None = option(None, "ddim only: ancestral noise, 0 deterministic .. 1 DDPM-like (unset: 0)", low=0.0)
+    churn: float | None = option(None, "heun only: EDM churn S_churn (unset: 0)", low=0.0)
+    guidance: float | None = option(None, "class-conditional runs: guidance weight w (unset: the run's)", low=0.0)
+    label: int | None = option(None, "class-conditional runs: the class to draw (unset: every class in turn)", low=0)
 
 
 class Diffusion(Method):
@@ -84,79 +96,96 @@ class Diffusion(Method):
 
     # ---- sampling -------------------------------------------------------------------------------
 
+    SampleConfig = DiffusionSampleConfig
+
+    def sample_defaults(self) -> DiffusionSampleConfig:
+        return DiffusionSampleConfig(sampler=self.cfg.sampler or self.default_sampler, steps=self.cfg.sample_steps)
+
+    def resolve(self, opts: DiffusionSampleConfig | None) -> tuple[DiffusionSampleConfig, int]:
+        """Fill unset options from the run, check each against the sampler; -> (opts, steps)."""
+        from deepatlas.registry import get
+
+        opts = check_type(opts, DiffusionSampleConfig)
+        opts = dataclasses.replace(opts, sampler=opts.sampler or self.cfg.sampler or self.default_sampler)
+        get("sampler", opts.sampler)  # an unknown name: the closest one suggested
+        if opts.sampler not in SAMPLERS:
+            raise UserError(f"sampler '{opts.sampler}' is not a continuous-diffusion sampler; "
+                            f"choose one of {', '.join(SAMPLERS)}")
+        refuse_unused(opts, opts.sampler, {k: tuple(n for n, s in SAMPLERS.items() if k in s.options)
+                                           for k in ("eta", "churn")})
+        if not self.num_classes:
+            for name in ("guidance", "label"):
+                if getattr(opts, name) is not None:
+                    raise UserError(f"--{name} needs a class-conditional run (trained with --model-class-cond)")
+        if opts.label is not None and opts.label >= self.num_classes:
+            raise UserError(f"--label {opts.label} is not a class of this run: labels are 0..{self.num_classes - 1}")
+        return opts, opts.steps or self.cfg.sample_steps or DEFAULT_STEPS[opts.sampler]
+
     def grid(self, sampler: str, steps: int) -> torch.Tensor:
-        kind = SAMPLERS[sampler][1]
+        kind = SAMPLERS[sampler].grid
         p = self.precond
-        if kind in ("ddpm", "ddim"):
+        if kind in ("ddpm", "ddim"):  # both stride the DDPM table (ddpm at 1000 steps: all of it)
             table = p.sigmas if isinstance(p, VPPrecond) else sigma_grids.vp_table().float().clamp(p.sigma_min, p.sigma_max)
-            return sigma_grids.ddpm(table) if kind == "ddpm" else sigma_grids.ddim(steps, table)
+            if steps > len(table):
+                raise UserError(f"--steps {steps} is more than the {len(table)} timesteps of the DDPM table")
+            return sigma_grids.ddim(steps, table)
         if isinstance(p, FlowPrecond) and sampler == "euler":
             return sigma_grids.uniform_t(steps)
         return sigma_grids.karras(steps, p.sigma_min, p.sigma_max)
 
     @torch.no_grad()
-    def sample(self, n: int, sampler: str | None = None, steps: int | None = None, y: torch.Tensor | None = None,
-               guidance: float | None = None, generator: torch.Generator | None = None, callback=None,
-               **opts) -> torch.Tensor:
-        sampler = sampler or self.cfg.sampler or self.default_sampler
-        if sampler not in SAMPLERS:
-            raise unknown("sampler", sampler, SAMPLERS)
-        steps = steps or self.cfg.sample_steps or DEFAULT_STEPS[sampler]
-        if steps < 1:
-            raise UserError(f"--steps must be >= 1, got {steps}")
-        fn, _, fixed, _ = SAMPLERS[sampler]
-        sigmas = self.grid(sampler, steps)
+    def sample(self, n: int, generator: torch.Generator | None = None, opts: DiffusionSampleConfig | None = None,
+               callback=None) -> torch.Tensor:
+        """n samples in the data scale; `callback(i, sigma, x, denoised)` sees every step."""
+        from deepatlas.registry import get
+
+        opts, steps = self.resolve(opts)
+        spec = get("sampler", opts.sampler).obj  # the registered name selects the function
+        own = {k: getattr(opts, k) for k in spec.options if getattr(opts, k) is not None}
+        sigmas = self.grid(opts.sampler, steps)
         was_training = self.training
         self.eval()
         D = self.denoiser
         if self.num_classes:
-            y = (torch.arange(n) % self.num_classes if y is None else y).to(self.device)
-            D = guided(self.denoiser, y, self.num_classes, self.cfg.guidance if guidance is None else guidance)
+            y = torch.arange(n) % self.num_classes if opts.label is None else torch.full((n,), opts.label)
+            D = guided(self.denoiser, y.to(self.device), self.num_classes,
+                       self.cfg.guidance if opts.guidance is None else opts.guidance)
         x = seeded.randn((n, *self.info.shape), generator, self.device) * sigmas[0]
-        x = fn(D, x, sigmas, generator=generator, callback=callback, **{**fixed, **opts})
+        x = spec.fn(D, x, sigmas, generator=generator, callback=callback, **{**spec.fixed, **own})
         self.train(was_training)
         return x
 
     def nfe(self, sampler: str, steps: int) -> int:
-        return SAMPLERS[sampler][3](steps)
+        return SAMPLERS[sampler].nfe(steps)
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:
         from deepatlas.report.grid import save_grid, save_scatter
 
         g = torch.Generator().manual_seed(0)
         if self.info.kind == "image":
-            return [save_grid(self.sample(64, generator=g), Path(folder) / f"step-{step:08d}.png", nrow=8)]
-        return [save_scatter(self.sample(2000, generator=g), Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
+            return [save_grid(self.sample(64, g), Path(folder) / f"step-{step:08d}.png", nrow=8)]
+        return [save_scatter(self.sample(2000, g), Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
 
-    def sample_cli(self, out: Path, n: int, seed: int, sampler=None, steps=None, guidance=None, label=None,
-                   **opts) -> Path:
+    def sample_files(self, n: int, generator, opts, out: Path) -> tuple[torch.Tensor, list[Path]]:
+        """A grid and the denoising trajectory of the first 8 (images), or a scatter (vectors)."""
         from deepatlas.report.grid import save_grid, save_scatter
         from deepatlas.report.trajectory import save_trajectory
 
-        g = torch.Generator().manual_seed(seed)
-        y = None
-        if label is not None:
-            if not self.num_classes or not 0 <= label < self.num_classes:
-                raise UserError(f"--label {label} needs a class-conditional run with labels 0..{self.num_classes - 1}")
-            y = torch.full((n,), label)
         frames: list[torch.Tensor] = []
-        x = self.sample(n, sampler, steps, y=y, guidance=guidance, generator=g,
-                        callback=lambda i, s, xi, D: frames.append(D[:8].clone()), **opts)
-        if self.info.kind == "image":
-            path = save_grid(x, out)
-            save_trajectory(frames, out.with_name(out.stem + "-trajectory.png"))
-            return path
-        return save_scatter(x, out, title=f"{n} samples")
+        x = self.sample(n, generator, opts, callback=lambda i, s, xi, D: frames.append(D[:8].clone()))
+        out = Path(out)
+        if self.info.kind != "image":
+            return x, [save_scatter(x, out, title=f"{n} samples")]
+        return x, [save_grid(x, out), save_trajectory(frames, out.with_name(out.stem + "-trajectory.png"))]
 
-    def evaluate(self, dataset, n: int) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator: torch.Generator | None = None,
+                 opts: DiffusionSampleConfig | None = None, folder=None) -> dict[str, float]:
         from deepatlas.eval.fid import fid_against_test
         from deepatlas.eval.mmd import mmd_rbf
 
-        sampler = self.cfg.sampler or self.default_sampler
-        steps = self.cfg.sample_steps or DEFAULT_STEPS[sampler]
-        g = torch.Generator().manual_seed(0)
-        samples = torch.cat([self.sample(min(256, n - i), generator=g) for i in range(0, n, 256)])
-        out = {"sampler": sampler, "steps": steps, "nfe": self.nfe(sampler, steps), "n_samples": n}
+        opts, steps = self.resolve(opts if opts is not None else self.sample_defaults())
+        samples = torch.cat([self.sample(min(256, n - i), generator, opts) for i in range(0, n, 256)])
+        out = {"sampler": opts.sampler, "steps": steps, "nfe": self.nfe(opts.sampler, steps), "n_samples": n}
         if self.info.kind == "image":
             out.update(fid_against_test(samples, dataset))
         else:

@@ -9,13 +9,18 @@ in the x_hat = x0 + sigma eps variable, where the probability-flow ODE reads dx/
   eta = 0 is DDIM, eta = 1 on the DDPM grid is DDPM's ancestral step with the posterior variance beta_tilde.
 - dpmpp_2m: DPM-Solver++(2M) in lambda = -log sigma: x <- (sigma'/sigma) x - expm1(-h) D', h = lambda' - lambda,
   D' = (1 + 1/(2r)) D - 1/(2r) D_prev, r = h_prev / h (first order on the first and last step).
-`callback(i, sigma, x, denoised)` sees every step (for trajectory pictures).
+Every sampler has the signature (denoiser, x, sigmas, *, generator=None, callback=None, its own options):
+`generator` drives the fresh noise of the stochastic ones (the deterministic ones draw none), and
+`callback(i, sigma, x, denoised)` sees every step (for trajectory pictures). `SAMPLERS[name]` is what the
+registry holds under `name`: the function, its grid, the options fixed by the name (ddpm: eta = 1), the
+SampleConfig options the user may set, and its network evaluations for a number of steps.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -26,7 +31,7 @@ Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def euler(denoiser: Denoise, x, sigmas, callback=None, **_):
+def euler(denoiser: Denoise, x, sigmas, *, generator=None, callback=None):
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         D = denoiser(x, s)
@@ -37,8 +42,8 @@ def euler(denoiser: Denoise, x, sigmas, callback=None, **_):
 
 
 @torch.no_grad()
-def heun(denoiser: Denoise, x, sigmas, churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
-         s_noise: float = 1.0, generator=None, callback=None, **_):
+def heun(denoiser: Denoise, x, sigmas, *, generator=None, callback=None, churn: float = 0.0, s_tmin: float = 0.0,
+         s_tmax: float = math.inf, s_noise: float = 1.0):
     n = len(sigmas) - 1
     for i in range(n):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -67,7 +72,7 @@ def ancestral_step(s: torch.Tensor, s_next: torch.Tensor, eta: float) -> tuple[t
 
 
 @torch.no_grad()
-def ancestral(denoiser: Denoise, x, sigmas, eta: float = 1.0, generator=None, callback=None, **_):
+def ancestral(denoiser: Denoise, x, sigmas, *, generator=None, callback=None, eta: float = 1.0):
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         D = denoiser(x, s)
@@ -81,7 +86,7 @@ def ancestral(denoiser: Denoise, x, sigmas, eta: float = 1.0, generator=None, ca
 
 
 @torch.no_grad()
-def dpmpp_2m(denoiser: Denoise, x, sigmas, callback=None, **_):
+def dpmpp_2m(denoiser: Denoise, x, sigmas, *, generator=None, callback=None):
     D_prev, h_prev = None, None
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -101,20 +106,29 @@ def dpmpp_2m(denoiser: Denoise, x, sigmas, callback=None, **_):
     return x
 
 
-# name -> (function, grid, fixed options, number of network evaluations for a given number of steps)
+class Sampler(NamedTuple):
+    fn: Callable
+    grid: str  # "ddpm" | "ddim" (strided DDPM timesteps) | "karras"
+    fixed: dict  # options the name fixes
+    options: tuple[str, ...]  # SampleConfig fields this sampler reads (besides steps)
+    nfe: Callable[[int], int]  # network evaluations for a number of steps
+
+
+# ddpm is the ancestral step (eta = 1) on `steps` strided DDPM timesteps; at its default 1000 steps the
+# grid is every timestep of the table, DDPM's own sampler
 SAMPLERS = {
-    "ddpm": (ancestral, "ddpm", {"eta": 1.0}, lambda n: 1000),
-    "ddim": (ancestral, "ddim", {"eta": 0.0}, lambda n: n),
-    "euler": (euler, "karras", {}, lambda n: n),
-    "heun": (heun, "karras", {}, lambda n: 2 * n - 1),
-    "dpmpp-2m": (dpmpp_2m, "karras", {}, lambda n: n),
+    "ddpm": Sampler(ancestral, "ddpm", {"eta": 1.0}, (), lambda n: n),
+    "ddim": Sampler(ancestral, "ddim", {"eta": 0.0}, ("eta",), lambda n: n),
+    "euler": Sampler(euler, "karras", {}, (), lambda n: n),
+    "heun": Sampler(heun, "karras", {}, ("churn",), lambda n: 2 * n - 1),
+    "dpmpp-2m": Sampler(dpmpp_2m, "karras", {}, (), lambda n: n),
 }
 
 for _name, _help in [
-    ("ddpm", "DDPM ancestral sampling over all 1000 timesteps (ancestral step, eta = 1)"),
+    ("ddpm", "DDPM ancestral sampling (eta = 1) over --steps strided timesteps; default all 1000"),
     ("ddim", "DDIM over evenly spaced DDPM timesteps (--eta: 0 deterministic, 1 ancestral)"),
     ("euler", "Euler on the probability-flow ODE over the Karras sigma grid (uniform t for flow models)"),
-    ("heun", "EDM's Heun 2nd-order sampler with optional churn; NFE = 2 steps - 1"),
+    ("heun", "EDM's Heun 2nd-order sampler with optional --churn; NFE = 2 steps - 1"),
     ("dpmpp-2m", "DPM-Solver++(2M), multistep 2nd order in log sigma"),
 ]:
     register_sampler(_name, "continuous diffusion", _help)(SAMPLERS[_name])

@@ -15,9 +15,10 @@ from deepatlas.config import option
 from deepatlas.discrete.block_diffusion import bd3_logits, bd3_sample, block_count_mask, block_times
 from deepatlas.discrete.masked_diffusion import mask_tokens, masked_nelbo
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TransformerConfig
+from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 @register_method("bd3lm", "discrete", "block diffusion LM (BD3-LM): block-causal doubled-sequence training, "
@@ -50,9 +51,18 @@ class BD3LM(LanguageModel):
         logp = bd3_logits(self.net, xt, x, self.cfg.block).log_softmax(-1)
         return masked_nelbo(logp, x, xt, t, self.mask_id) * scale
 
+    @dataclass
+    class SampleConfig(TextSampleConfig):
+        steps: int = option(0, "denoising steps per block (0: the run's, else the block size)", low=0)
+        use_cache: bool = option(True, "keep the keys/values of finished blocks (the KV cache)")
+
+    def greedy_options(self, length):
+        return self.SampleConfig(length=length, steps=length)
+
     @torch.no_grad()
-    def generate(self, prompt, length, steps=None, block=None, use_cache=True, **_):
-        if block and block != self.cfg.block:
-            raise UserError(f"this BD3-LM was trained with blocks of {self.cfg.block}; drop --block or pass {self.cfg.block}")
-        steps = steps or self.cfg.steps or self.cfg.block
-        return bd3_sample(self.net, prompt, length, self.cfg.block, steps, self.mask_id, use_cache=use_cache)
+    def complete(self, prompt, opts):
+        """Blocks of cfg.block tokens (fixed by training), each denoised in `steps` steps."""
+        opts = check_type(opts, self.SampleConfig)
+        steps = opts.steps or self.cfg.steps or self.cfg.block
+        return bd3_sample(self.net, prompt, self.length_of(opts), self.cfg.block, steps, self.mask_id,
+                          use_cache=opts.use_cache)

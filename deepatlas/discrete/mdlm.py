@@ -24,14 +24,14 @@ import torch
 
 from deepatlas.config import option
 from deepatlas.discrete.masked_diffusion import llada_nelbo, mask_tokens, masked_nelbo, sample_times
-from deepatlas.discrete.remasking import llada_generate
-from deepatlas.discrete.samplers import ancestral
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TransformerConfig
+from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type, refuse_unused
 
-SAMPLERS = ("ancestral", "low_confidence", "random")
+SAMPLERS = ("mdlm-ancestral", "llada-low-confidence", "llada-random")  # registered names (deepatlas list)
+LLADA_ONLY = ("llada-low-confidence", "llada-random")
 
 
 class MaskedDiffusionLM(LanguageModel):
@@ -39,7 +39,7 @@ class MaskedDiffusionLM(LanguageModel):
 
     @dataclass
     class Config(TransformerConfig):
-        sampler: str = option("ancestral", "default generation: ancestral | low_confidence | random", choices=SAMPLERS)
+        sampler: str = option("mdlm-ancestral", "default sampler: " + " | ".join(SAMPLERS), choices=SAMPLERS)
         steps: int = option(128, "default denoising steps", low=1)
         block_length: int = option(0, "default semi-autoregressive block length at generation (0: one block)", low=0)
         likelihood: str = option("time", "Monte-Carlo bound: time (MDLM: draw t) | count (LLaDA: draw the number masked)",
@@ -73,17 +73,38 @@ class MaskedDiffusionLM(LanguageModel):
         per_token = nats.sum() / (~keep).sum()
         return {"loss": per_token, "bits_per_token": per_token.detach() / math.log(2)}
 
+    @dataclass
+    class SampleConfig(TextSampleConfig):
+        sampler: str = option("", "sampler: " + " | ".join(SAMPLERS) + " (empty: the run's)",
+                              choices=("",) + SAMPLERS)
+        steps: int = option(0, "denoising steps in all (0: the run's)", low=0)
+        block: int = option(0, "semi-autoregressive block length (0: the run's; its default one block)", low=0)
+        temperature: float | None = option(None, "llada-* only: Gumbel temperature of the predictions (unset: 0)",
+                                           low=0.0)
+        cfg_scale: float | None = option(None, "llada-* only: classifier-free guidance scale w (unset: 0, off)",
+                                         low=0.0)
+
+    def sample_defaults(self):
+        return self.SampleConfig(sampler=self.cfg.sampler)
+
+    def greedy_options(self, length):
+        """One token per step, the most confident first, argmax predictions."""
+        return self.SampleConfig(length=length, sampler="llada-low-confidence", steps=length, temperature=0.0)
+
     @torch.no_grad()
-    def generate(self, prompt, length, steps=None, block=None, remasking=None, temperature=None, cfg_scale=0.0,
-                 sampler=None, **_):
-        steps = steps or self.cfg.steps
-        block = block or self.cfg.block_length or length
-        how = remasking or sampler or self.cfg.sampler
-        if how not in SAMPLERS:
-            raise UserError(f"sampler/remasking must be one of {', '.join(SAMPLERS)}, got {how!r}")
-        if how != "ancestral":
-            return llada_generate(lambda z: self.net(z), prompt, length, steps, self.mask_id, block, how,
-                                  0.0 if temperature is None else temperature, cfg_scale or 0.0)
+    def complete(self, prompt, opts):
+        from deepatlas.registry import get
+
+        opts = check_type(opts, self.SampleConfig)
+        sampler = opts.sampler or self.cfg.sampler
+        refuse_unused(opts, sampler, {"temperature": LLADA_ONLY, "cfg_scale": LLADA_ONLY})
+        fn = get("sampler", sampler).obj  # the registered name selects the function
+        length = self.length_of(opts)
+        steps = opts.steps or self.cfg.steps
+        block = opts.block or self.cfg.block_length or length
+        if sampler in LLADA_ONLY:
+            return fn(lambda z: self.net(z), prompt, length, steps, self.mask_id, block,
+                      temperature=opts.temperature or 0.0, cfg_scale=opts.cfg_scale or 0.0)
         x = torch.cat([prompt, prompt.new_full((len(prompt), length), self.mask_id, dtype=torch.long)], 1)
         n_blocks = math.ceil(length / block)
         if steps < n_blocks:
@@ -92,7 +113,7 @@ class MaskedDiffusionLM(LanguageModel):
         for b in range(n_blocks):
             fixed = torch.ones_like(x, dtype=torch.bool)
             fixed[:, P + b * block: P + (b + 1) * block] = False
-            x = ancestral(self.logp, self.mask_id, x, steps // n_blocks + (b < steps % n_blocks), fixed=fixed)
+            x = fn(self.logp, self.mask_id, x, steps // n_blocks + (b < steps % n_blocks), fixed=fixed)
         return x
 
     @torch.no_grad()
@@ -117,4 +138,4 @@ class MDLM(MaskedDiffusionLM):
                  "remasking, semi-AR blocks, CFG, MC likelihood, SFT")
 class LLaDA(MaskedDiffusionLM):
     defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0},
-                "model": {"sampler": "low_confidence", "likelihood": "count"}}
+                "model": {"sampler": "llada-low-confidence", "likelihood": "count"}}

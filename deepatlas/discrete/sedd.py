@@ -19,12 +19,14 @@ from torch import nn
 from deepatlas.config import option
 from deepatlas.discrete.masked_diffusion import sample_times
 from deepatlas.discrete.processes import PROCESSES
-from deepatlas.discrete.samplers import euler, tweedie
 from deepatlas.discrete.score_entropy import prior_kl, score_entropy
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TransformerConfig
+from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
+
+SAMPLERS = ("sedd-euler", "sedd-tweedie")  # registered names (deepatlas list)
 
 
 class NoiseEmbedding(nn.Module):
@@ -46,7 +48,7 @@ class SEDD(LanguageModel):
 
     @dataclass
     class Config(TransformerConfig):
-        sampler: str = option("tweedie", "default sampler: euler | tweedie", choices=("euler", "tweedie"))
+        sampler: str = option("sedd-tweedie", "default sampler: sedd-euler | sedd-tweedie", choices=SAMPLERS)
         steps: int = option(128, "default sampling steps", low=1)
         t_min: float = option(1e-3, "times are drawn in [t_min, 1 - t_min]", low=1e-6, high=0.1)
 
@@ -74,16 +76,28 @@ class SEDD(LanguageModel):
         se = score_entropy(self.log_score(xt, t), xt, x, t, self.process) * (hi - lo)
         return se + prior_kl(x, torch.full((len(x),), hi, device=x.device), self.process).to(se.dtype)
 
+    @dataclass
+    class SampleConfig(TextSampleConfig):
+        sampler: str = option("", "sampler: sedd-euler | sedd-tweedie (empty: the run's)", choices=("",) + SAMPLERS)
+        steps: int = option(0, "sampling steps (0: the run's)", low=0)
+
+    def sample_defaults(self):
+        return self.SampleConfig(sampler=self.cfg.sampler)
+
+    def greedy_options(self, length):
+        return self.SampleConfig(length=length, steps=length)
+
     @torch.no_grad()
-    def generate(self, prompt, length, steps=None, sampler=None, **_):
-        steps, sampler = steps or self.cfg.steps, sampler or self.cfg.sampler
-        if sampler not in ("euler", "tweedie"):
-            raise UserError(f"SEDD samplers are euler and tweedie, got {sampler!r}")
+    def complete(self, prompt, opts):
+        from deepatlas.registry import get
+
+        opts = check_type(opts, self.SampleConfig)
+        run = get("sampler", opts.sampler or self.cfg.sampler).obj  # the registered name selects the function
+        steps, length = opts.steps or self.cfg.steps, self.length_of(opts)
         P = prompt.shape[1]
         x = torch.cat([prompt, self.process.prior_sample((len(prompt), length), prompt.device)], 1)
         fixed = torch.zeros_like(x, dtype=torch.bool)
         fixed[:, :P] = True
-        run = euler if sampler == "euler" else tweedie
         return run(self.log_score, self.process, x, steps, t_max=1 - self.cfg.t_min, fixed=fixed)
 
 

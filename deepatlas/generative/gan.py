@@ -25,6 +25,7 @@ from deepatlas.method import Method
 from deepatlas.nn.convnets import DCGANDiscriminator, DCGANGenerator
 from deepatlas.nn.feedforward import mlp
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 @register_method("gan", "generative", "GAN: minimax / non-saturating / WGAN-GP losses; MLP (toy2d) or DCGAN (images)")
@@ -60,7 +61,8 @@ class GAN(Method):
         x = batch["x"].float()
         return x * 2 - 1 if self.info.extra.get("binary") else x
 
-    def sample(self, n: int) -> torch.Tensor:
+    def fake(self, n: int) -> torch.Tensor:
+        """G(z) for training, z from the global RNG, with gradients, in the [-1, 1] training scale."""
         return self.G(torch.randn(n, self.latent, device=self.device))
 
     def optim_groups(self):
@@ -68,7 +70,7 @@ class GAN(Method):
 
     def d_loss(self, real: torch.Tensor) -> dict:
         with torch.no_grad():
-            fake = self.sample(len(real))
+            fake = self.fake(len(real))
         d_real, d_fake = self.D(real), self.D(fake)
         loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
@@ -79,7 +81,7 @@ class GAN(Method):
         return {"loss": loss, **out}
 
     def g_loss(self, n: int) -> dict:
-        return {"loss": generator_loss(self.cfg.loss, self.D(self.sample(n)))}
+        return {"loss": generator_loss(self.cfg.loss, self.D(self.fake(n)))}
 
     def train_phases(self, batch):
         real = self._real(batch)
@@ -92,24 +94,25 @@ class GAN(Method):
         real = self._real(batch)
         return {"loss": self.g_loss(len(real))["loss"], "d_loss": self.d_loss(real)["loss"]}
 
+    @dataclass
+    class SampleConfig:
+        """A GAN draws z ~ N(0, I) and maps it: it has no sampling options."""
+
     @torch.no_grad()
-    def draw(self, n: int, seed: int = 0) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, opts=None) -> torch.Tensor:
+        check_type(opts, self.SampleConfig)
         self.eval()
-        g = torch.Generator().manual_seed(seed)
-        out = self.G(seeded.randn((n, self.latent), g, self.device))
+        out = self.G(seeded.randn((n, self.latent), generator, self.device))
         if self.info.extra.get("binary"):
             out = (out + 1) / 2
         return out
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:
-        return [save_samples(self.draw(64 if self.image else 2000), self.info, Path(folder) / f"step-{step:08d}.png",
-                             title=f"step {step}")]
+        x = self.sample(64 if self.image else 2000, torch.Generator().manual_seed(0))
+        return [save_samples(x, self.info, Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
 
-    def sample_cli(self, out_path, n, seed, **opts) -> Path:
-        return save_samples(self.draw(n, seed), self.info, out_path)
-
-    def evaluate(self, dataset, n: int) -> dict:
-        x = self.draw(n, seed=torch.initial_seed() % 2**31)
+    def evaluate(self, dataset, n: int, generator: torch.Generator | None = None, opts=None, folder=None) -> dict:
+        x = self.sample(n, generator, opts)
         if dataset.info.extra.get("variant") == "gaussians8":
             from deepatlas.data.toy2d import gaussians8_centers
             from deepatlas.generative.modes import count_modes

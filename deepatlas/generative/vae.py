@@ -26,6 +26,7 @@ from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
 from deepatlas.nn.feedforward import mlp
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 LOG2PI = math.log(2 * math.pi)
 
@@ -90,26 +91,32 @@ class VAE(Method):
         loss = -bound.mean()
         return {"loss": loss, "nats": loss.detach()}
 
+    @dataclass
+    class SampleConfig:
+        mean: bool | None = option(None, "show the decoder's mean rather than a draw from p(x|z) "
+                                   "(unset: the mean for images, a draw for vectors)")
+
     @torch.no_grad()
-    def draw(self, n: int, seed: int = 0, mean: bool = True) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        out = self.decoder(seeded.randn((n, self.latent), g, self.device))
+    def sample(self, n: int, generator: torch.Generator | None = None, opts=None) -> torch.Tensor:
+        """x = decoder(z), z ~ N(0, I); the decoder's mean, or a draw from p(x|z)."""
+        opts = check_type(opts, self.SampleConfig)
+        mean = self.info.kind == "image" if opts.mean is None else opts.mean
+        out = self.decoder(seeded.randn((n, self.latent), generator, self.device))
         if self.decoder_kind == "bernoulli":
             p = torch.sigmoid(out)
-            x = p if mean else seeded.bernoulli(p, g)
+            x = p if mean else seeded.bernoulli(p, generator)
         else:
-            x = out if mean else out + torch.exp(self.log_std) * seeded.randn(out.shape, g, out.device)
+            x = out if mean else out + torch.exp(self.log_std) * seeded.randn(out.shape, generator, out.device)
         return x.view(n, *self.info.shape)
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:
-        return [save_samples(self.draw(64 if self.info.kind == "image" else 2000), self.info,
-                             Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
-
-    def sample_cli(self, out_path, n, seed, **opts) -> Path:
-        return save_samples(self.draw(n, seed, mean=self.info.kind == "image"), self.info, out_path)
+        x = self.sample(64 if self.info.kind == "image" else 2000, torch.Generator().manual_seed(0),
+                        self.SampleConfig(mean=True))
+        return [save_samples(x, self.info, Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int, k: int = 0, batch: int = 50, chunk: int = 500) -> dict:
+    def evaluate(self, dataset, n: int, generator: torch.Generator | None = None, opts=None, folder=None,
+                 k: int = 0, batch: int = 50, chunk: int = 500) -> dict:
         """ELBO and IWAE-k (k = cfg.eval_k) in nats on the first n test examples."""
         k = k or self.cfg.eval_k
         x = dataset.test.get(torch.arange(min(n, len(dataset.test))))["x"]
@@ -123,5 +130,5 @@ class VAE(Method):
             out[f"nll_iwae{k}_bits_per_dim"] = iw_m / (self.dim * math.log(2))
         else:  # a density of continuous values: nats are not comparable with discrete NLLs
             out["note"] = "gaussian decoder: continuous density of the [-1, 1] values; FID on decoder means"
-            out.update(fid_or_none(self.draw(n), dataset))
+            out.update(fid_or_none(self.sample(n, generator, self.SampleConfig(mean=True)), dataset))
         return out

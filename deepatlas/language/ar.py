@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from deepatlas.config import option
-from deepatlas.language.lm import LanguageModel, TransformerConfig
+from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.language.sampling import sample_next
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 @register_method("ar", "language", "autoregressive Transformer LM (causal attention, KV-cached generation)")
@@ -39,11 +40,24 @@ class AutoregressiveLM(LanguageModel):
         logits = self.net(self._with_bos(x)[:, :-1], mask="causal")
         return F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(-1)
 
+    @dataclass
+    class SampleConfig(TextSampleConfig):
+        temperature: float | None = option(None, "sampling temperature, 0: greedy (unset: the run's)", low=0.0)
+        top_k: int | None = option(None, "keep the k most likely tokens, 0: all (unset: the run's)", low=0)
+        top_p: float | None = option(None, "nucleus: keep the most likely tokens up to mass p (unset: the run's)",
+                                     low=0.0, high=1.0)
+        use_cache: bool = option(True, "reuse keys/values of earlier tokens (the KV cache)")
+
+    def greedy_options(self, length):
+        return self.SampleConfig(length=length, temperature=0.0)
+
     @torch.no_grad()
-    def generate(self, prompt, length, temperature=None, top_k=None, top_p=None, use_cache=True, **_):
-        temperature = self.cfg.temperature if temperature is None else temperature
-        top_k = self.cfg.top_k if top_k is None else top_k
-        top_p = self.cfg.top_p if top_p is None else top_p
+    def complete(self, prompt, opts):
+        opts = check_type(opts, self.SampleConfig)
+        temperature = self.cfg.temperature if opts.temperature is None else opts.temperature
+        top_k = self.cfg.top_k if opts.top_k is None else opts.top_k
+        top_p = self.cfg.top_p if opts.top_p is None else opts.top_p
+        length, use_cache = self.length_of(opts), opts.use_cache
         x = self._with_bos(prompt)
         cache = self.net.new_cache() if use_cache else None
         new = x

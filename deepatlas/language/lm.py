@@ -1,5 +1,9 @@
 """What every text model shares: its vocabulary, `nll(x)` (exact for AR and n-gram, an ELBO bound for
-diffusion), the training loss (nats per token), `generate`, and evaluation in bits per character.
+diffusion), the training loss (nats per token), sampling, and evaluation in bits per character.
+
+Sampling: `sample(n, generator, opts)` continues `opts.prompt` (a string) n times by `opts.length` tokens;
+`complete(prompt_ids, opts)` is the same for a batch of token-id prompts (B, P). Each model's
+`SampleConfig` extends `TextSampleConfig` with its own options.
 
 Bits per character = total nats / (number of characters * ln 2); with characters as tokens it is bits
 per token, with BPE the test split's characters-per-token ratio converts it. Diffusion models report a
@@ -18,6 +22,7 @@ import torch
 from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.method import Method
+from deepatlas.sample_options import check_type, global_rng_from
 
 
 @dataclass
@@ -26,6 +31,12 @@ class TransformerConfig:
     n_layers: int = option(4, "Transformer blocks", low=1)
     n_heads: int = option(4, "attention heads", low=1)
     eval_samples: int = option(4, "Monte-Carlo draws per test sequence for a likelihood bound", low=1)
+
+
+@dataclass
+class TextSampleConfig:
+    prompt: str = option("", "text to continue (default: none)")
+    length: int = option(0, "tokens to generate (0: the run's sequence length)", low=0)
 
 
 class LanguageModel(Method):
@@ -46,9 +57,33 @@ class LanguageModel(Method):
         """-log p(x) in nats per sequence (B,), or a one-draw estimate of an upper bound."""
         raise NotImplementedError
 
-    def generate(self, prompt: torch.Tensor, length: int, **opts) -> torch.Tensor:
-        """prompt (B, P) -> (B, P + length)."""
+    SampleConfig = TextSampleConfig
+
+    def complete(self, prompt: torch.Tensor, opts) -> torch.Tensor:
+        """prompt ids (B, P) -> (B, P + length) with this model's sampler and options."""
         raise NotImplementedError
+
+    def encode_prompt(self, text: str, n: int) -> torch.Tensor:
+        return self.tokenizer.encode(text)[None].expand(n, -1).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, opts=None) -> torch.Tensor:
+        """(n, P + length) token ids continuing opts.prompt; the draws are seeded from `generator`."""
+        opts = check_type(opts, self.SampleConfig)
+        was = self.training
+        self.eval()
+        try:
+            with global_rng_from(generator, self.device):
+                return self.complete(self.encode_prompt(opts.prompt, n), opts)
+        finally:
+            self.train(was)
+
+    def greedy_options(self, length: int):
+        """The options of deterministic decoding of `length` tokens (the reversal task's answers)."""
+        return self.SampleConfig(length=length)
+
+    def length_of(self, opts) -> int:
+        return opts.length or self.seq_len
 
     def loss(self, batch):
         nats = self.nll(batch["x"])
@@ -56,7 +91,12 @@ class LanguageModel(Method):
         return {"loss": per_token, "bits_per_token": per_token.detach() / math.log(2)}
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int) -> dict:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict:
+        """Bits per character on n test sequences (reversal: accuracy); Monte-Carlo draws seeded from `generator`."""
+        with global_rng_from(generator, self.device):
+            return self._evaluate(dataset, n)
+
+    def _evaluate(self, dataset, n: int) -> dict:
         if self.info.extra.get("task") == "reversal":
             from deepatlas.language.reversal import reversal_accuracy
 
@@ -74,20 +114,17 @@ class LanguageModel(Method):
     def default_prompt(self, n: int) -> torch.Tensor:
         return torch.zeros(n, 0, dtype=torch.long, device=self.device)
 
+    def write_text(self, rows: torch.Tensor, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n\n-----\n\n".join(self.tokenizer.decode(row) for row in rows), encoding="utf-8")
+        return path
+
     @torch.no_grad()
     def write_samples(self, folder: Path, step: int) -> list[Path]:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = self.generate(self.default_prompt(2), min(self.seq_len, 128))
-        path = folder / f"step_{step:07d}.txt"
-        path.write_text("\n\n-----\n\n".join(self.tokenizer.decode(row) for row in out), encoding="utf-8")
-        return [path]
+        opts = self.SampleConfig(length=min(self.seq_len, 128))
+        return [self.write_text(self.sample(2, None, opts), Path(folder) / f"step_{step:07d}.txt")]
 
-    def sample_cli(self, out_path: Path, n: int, seed: int, **opts) -> Path:
-        torch.manual_seed(seed)
-        out_path = Path(out_path).with_suffix(".txt")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        keep = {k: v for k, v in opts.items() if k == "steps"}
-        rows = self.generate(self.default_prompt(n), self.seq_len, **keep)
-        out_path.write_text("\n\n-----\n\n".join(self.tokenizer.decode(r) for r in rows), encoding="utf-8")
-        return out_path
+    def sample_files(self, n: int, generator, opts, out: Path) -> tuple[torch.Tensor, list[Path]]:
+        """The continuations as text, `out` with the suffix .txt."""
+        rows = self.sample(n, generator, opts)
+        return rows, [self.write_text(rows, Path(out).with_suffix(".txt"))]

@@ -25,8 +25,9 @@ from torch import nn
 
 from deepatlas.config import option
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel
+from deepatlas.language.lm import LanguageModel, TextSampleConfig
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 class KneserNey:
@@ -105,8 +106,17 @@ class NGramLM(LanguageModel):
             out.append(-sum(math.log(self.kn.prob(w, self._history(row, i))) for i, w in enumerate(row)))
         return torch.tensor(out, dtype=torch.float64, device=x.device) + 0 * self.dummy
 
+    @dataclass
+    class SampleConfig(TextSampleConfig):
+        temperature: float = option(1.0, "sampling temperature: p^(1/T) renormalised, 0: greedy", low=0.0)
+
+    def greedy_options(self, length):
+        return self.SampleConfig(length=length, temperature=0.0)
+
     @torch.no_grad()
-    def generate(self, prompt, length, temperature=1.0, **_):
+    def complete(self, prompt, opts):
+        opts = check_type(opts, self.SampleConfig)
+        length, temperature = self.length_of(opts), opts.temperature
         rows = []
         for row in prompt.tolist():
             for _ in range(length):

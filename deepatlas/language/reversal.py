@@ -18,10 +18,10 @@ def reversal_accuracy(method, dataset, limit: int = 400) -> dict:
     Bn = torch.stack([tok.encode(b) for _, b in pairs])
     is_ = tok.encode(" is ").expand(len(pairs), -1)
     # k + 1 tokens: the name and the full stop, so that a fixed-length (diffusion) answer has the trained length
-    greedy = dict(temperature=0.0, steps=k + 1, remasking="low_confidence")
+    greedy = method.greedy_options(k + 1)
     P = A.shape[1] + is_.shape[1]
-    fwd = method.generate(torch.cat([A, is_], 1), k + 1, **greedy)[:, P:P + k]
-    rev = method.generate(torch.cat([Bn, is_], 1), k + 1, **greedy)[:, P:P + k]
+    fwd = method.complete(torch.cat([A, is_], 1), greedy)[:, P:P + k]
+    rev = method.complete(torch.cat([Bn, is_], 1), greedy)[:, P:P + k]
     out = {"forward_accuracy": float((fwd == Bn).all(1).float().mean()),
            "reverse_accuracy": float((rev == A).all(1).float().mean())}
     if hasattr(method, "infill"):

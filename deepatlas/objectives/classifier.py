@@ -58,7 +58,7 @@ class Classifier(Method):
         return {"loss": loss, "acc": accuracy(z.detach(), y), "f1": f1(z.detach(), y, self.average)}
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict[str, float]:
         self.eval()
         m = min(n, len(dataset.test))
         b = dataset.test.get(torch.arange(m))

@@ -80,7 +80,7 @@ class PointNet(Method):
         return self.net(points)["logits"].argmax(1)
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict[str, float]:
         pred, true = [], []
         for b in _batches(dataset.test, n):
             pred.append(self.predict(b["x"]))
@@ -129,7 +129,7 @@ class PointNetSeg(Method):
         return logits.masked_fill(~self.allowed[shape_class][:, None, :], float("-inf")).argmax(-1)
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict[str, float]:
         pred, true, ys = [], [], []
         for b in _batches(dataset.test, n):
             pred.append(self.predict(b["x"], b["y"]))

@@ -41,6 +41,7 @@ class EncoderMethod(Method):
     """Base class: subclasses set self.encoder (or override `embed`) and define `loss`."""
 
     defaults = {"train": TRAIN_DEFAULTS}
+    evaluate_writes_pictures = True  # a t-SNE picture of the test features
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -51,7 +52,7 @@ class EncoderMethod(Method):
         self.train(was)
         return out
 
-    def evaluate(self, dataset, n: int, folder: Path | None = None) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict[str, float]:
         """Linear-probe and kNN test accuracy of frozen features: fitted on up to cfg.probe_train training
         examples, scored on the first n test examples; a t-SNE PNG of those test features in `folder`."""
         from deepatlas.eval.knn import knn_accuracy

@@ -79,7 +79,7 @@ class MIEstimator(Method):
         return {"loss": -surrogate, "mi_estimate": value.detach(), "true_mi": self.info.extra["mi"]}
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int, folder=None) -> dict[str, float]:
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder=None) -> dict[str, float]:
         """Every bound of the trained critic, averaged over test batches of cfg.eval_batch pairs."""
         batch = self.cfg.eval_batch
         n = max(batch, min(n, len(dataset.test)))

@@ -29,6 +29,7 @@ from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.method import Method
 from deepatlas.nn.fpn import FPN
+from deepatlas.sample_options import check_type
 from deepatlas.vision.backbone import Backbone
 from deepatlas.vision.boxes import batched_nms, box_area
 from deepatlas.vision.map import ImageDetections, ImageTruth, coco_map
@@ -165,15 +166,31 @@ class Detector(Method):
         finally:
             self.train(was)
 
-    def evaluate(self, dataset, n: int, scales: list[float] | None = None, pyramid_max_size: float | None = None,
-                 folder: Path | None = None) -> dict:
-        """COCO mAP on the first n test images; with `folder`, the detections also go to
-        folder/coco_results.json in COCO results format (original image coordinates, the file's ids).
+    evaluate_writes_pictures = True  # eval writes RUN/eval/coco_results.json
+
+    @dataclass
+    class SampleConfig:
+        """A detector "samples" detections: drawn on test images (sample) or scored on them (eval)."""
+        scales: list[float] = option([], "image-pyramid test scales, e.g. 1 1.5 2 (default: the run's)")
+        start: int = option(0, "sample: first test image to draw on", low=0)
+
+    def _scales(self, opts) -> list[float] | None:
+        opts = check_type(opts, self.SampleConfig)
+        if opts.scales and min(opts.scales) <= 0:
+            raise UserError(f"--scales must be positive, got {opts.scales}")
+        return list(opts.scales) or None
+
+    def evaluate(self, dataset, n: int, generator=None, opts=None, folder: Path | None = None,
+                 pyramid_max_size: float | None = None) -> dict:
+        """COCO mAP on the first n test images (deterministic: `generator` is not needed); with `folder`,
+        the detections also go to folder/coco_results.json in COCO results format (original image
+        coordinates, the file's ids).
 
         COCO files keep each image's scale s and original size: detections are clipped to the image (not
         the padding) and, like the ground truth's `area`, measured in original pixels for the size bands."""
         from deepatlas.vision.coco_results import coco_results, write_results
 
+        scales = self._scales(opts)
         test = dataset.test
         n = min(n, len(test))
         dets, truths, found, ids, scales_of = [], [], [], [], []
@@ -223,9 +240,36 @@ class Detector(Method):
     def write_samples(self, folder: Path, step: int) -> list[Path]:
         return [self._draw(Path(folder) / f"detections_{step:06d}.png", 9)]
 
-    def sample_cli(self, out_path, n: int, seed: int, **opts) -> Path:
-        """`deepatlas sample RUN`: detections drawn on n test images (starting at image `seed`)."""
-        return self._draw(Path(out_path), min(n, 36), start=seed, scales=opts.get("scales"))
+    def sample(self, n: int, generator=None, opts=None) -> dict:
+        """Detections on n test images from opts.start: {'images', 'detections'} (deterministic)."""
+        test = self.info.extra.get("test_split")
+        if test is None:
+            raise UserError("this dataset keeps no test images to draw on")
+        start = check_type(opts, self.SampleConfig).start
+        if start >= len(test):
+            raise UserError(f"--start {start} is past the {len(test)} test images")
+        batch = test.get(torch.arange(start, min(len(test), start + n)))
+        return {"start": start, "batch": batch, "detections": self.detect(batch["x"], self._scales(opts))}
+
+    def sample_files(self, n: int, generator, opts, out: Path) -> tuple[dict, list[Path]]:
+        """`deepatlas sample RUN`: detections drawn on up to 36 test images."""
+        from deepatlas.vision.draw import save_detections
+
+        s = self.sample(min(n, 36), generator, opts)
+        b = s["batch"]
+        truths = [{"boxes": bx, "labels": lb} for bx, lb in zip(b["boxes"], b["labels"])]
+        return s, [save_detections(b["x"], s["detections"], self.info.extra.get("classes", []), Path(out), truths)]
+
+    def raw_samples(self, samples: dict) -> dict:
+        """Every detection as a row: image index (from --start), box x1 y1 x2 y2 in pixels, score, label."""
+        import numpy as np
+
+        start = samples["start"]
+        rows = [(i, d) for i, d in enumerate(samples["detections"])]
+        image = np.concatenate([np.full(len(d["scores"]), i, np.int64) for i, d in rows]) if rows else np.zeros(0, np.int64)
+        cat = lambda k, dt: np.concatenate([d[k].detach().cpu().numpy().astype(dt) for _, d in rows])  # noqa: E731
+        return {"image": image + start, "boxes": cat("boxes", np.float32).reshape(-1, 4),
+                "scores": cat("scores", np.float32), "labels": cat("labels", np.int64)}
 
 
 def _in_band(boxes: torch.Tensor, size_range) -> torch.Tensor:

@@ -24,6 +24,7 @@ from deepatlas.generative.autoregressive.nade import NADE
 from deepatlas.generative.pictures import save_samples
 from deepatlas.method import Method
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -58,9 +59,19 @@ class AutoregressiveMethod(Method):
         nll = -self.log_prob(batch["x"]).mean()
         return {"loss": nll, "nats": nll.detach()}
 
+    @dataclass
+    class SampleConfig:
+        """Ancestral sampling x_i ~ Bernoulli(p(x_i | x_<i)) in the model's order: no options."""
+
     @torch.no_grad()
-    def sample(self, n: int, g: torch.Generator | None = None) -> torch.Tensor:
-        if hasattr(self.net, "sample"):  # a network with a faster sequential sampler of its own (NADE)
+    def sample(self, n: int, generator: torch.Generator | None = None, opts=None) -> torch.Tensor:
+        check_type(opts, self.SampleConfig)
+        self.eval()
+        return self.draw_bits(n, generator).view(n, *self.info.shape)
+
+    def draw_bits(self, n: int, g: torch.Generator | None) -> torch.Tensor:
+        """(n, D) binary vectors, one dimension at a time."""
+        if isinstance(self.net, NADE):  # NADE has a faster sequential sampler of its own
             return self.net.sample(n, g)
         x = torch.zeros(n, self.dim, device=self.device)
         for i in torch.argsort(self.order()).tolist():
@@ -68,18 +79,13 @@ class AutoregressiveMethod(Method):
             x[:, i] = seeded.bernoulli(p, g)
         return x
 
-    def draw(self, n: int, seed: int = 0) -> torch.Tensor:
-        self.eval()
-        return self.sample(n, torch.Generator().manual_seed(seed)).view(n, *self.info.shape)
-
     def write_samples(self, folder: Path, step: int) -> list[Path]:
-        return [save_samples(self.draw(64), self.info, Path(folder) / f"step-{step:08d}.png")]
-
-    def sample_cli(self, out_path, n, seed, **opts) -> Path:
-        return save_samples(self.draw(n, seed), self.info, out_path)
+        x = self.sample(64, torch.Generator().manual_seed(0))
+        return [save_samples(x, self.info, Path(folder) / f"step-{step:08d}.png")]
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int, batch: int = 500) -> dict:
+    def evaluate(self, dataset, n: int, generator: torch.Generator | None = None, opts=None, folder=None,
+                 batch: int = 500) -> dict:
         self.eval()
         x = dataset.test.get(torch.arange(min(n, len(dataset.test))))["x"]
         nll = -torch.cat([self.log_prob(xb) for xb in x.split(batch)]).mean().item()
@@ -141,7 +147,6 @@ class MADEMethod(AutoregressiveMethod):
         self.net.set_mask(0)
         return torch.logsumexp(torch.stack(lps), 0) - math.log(self.cfg.num_masks)
 
-    @torch.no_grad()
-    def sample(self, n, g=None):
+    def draw_bits(self, n, g=None):
         self.net.set_mask(0)
-        return super().sample(n, g)
+        return super().draw_bits(n, g)

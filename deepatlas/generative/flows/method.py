@@ -27,6 +27,7 @@ from deepatlas.generative.flows.realnvp import realnvp
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
 from deepatlas.registry import register_method
+from deepatlas.sample_options import check_type
 
 
 @dataclass
@@ -72,12 +73,18 @@ class FlowMethod(Method):
         nll = self.nll(batch["x"]).mean()
         return {"loss": nll, ("bits_per_dim" if self.image else "nats"): nll.detach()}
 
+    @dataclass
+    class SampleConfig:
+        temperature: float | None = option(None, "scale of the base noise z (unset: the run's --model-temperature)",
+                                           low=0.0)
+
     @torch.no_grad()
-    def draw(self, n: int, seed: int = 0, temperature: float | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, opts=None) -> torch.Tensor:
+        """x = f^-1(T z), z ~ N(0, I)."""
+        opts = check_type(opts, self.SampleConfig)
         self.eval()
-        g = torch.Generator().manual_seed(seed)
-        t = self.cfg.temperature if temperature is None else temperature
-        z = seeded.randn((n, self.dims), g, self.device)
+        t = self.cfg.temperature if opts.temperature is None else opts.temperature
+        z = seeded.randn((n, self.dims), generator, self.device)
         v = self.flow.inverse(t * z.view(n, *self._z_shape()))
         return to_image(v, self.grey) if self.image else v
 
@@ -85,21 +92,19 @@ class FlowMethod(Method):
         return (self.dims,)
 
     def write_samples(self, folder: Path, step: int) -> list[Path]:
-        return [save_samples(self.draw(64 if self.image else 2000), self.info, Path(folder) / f"step-{step:08d}.png",
-                             title=f"step {step}")]
-
-    def sample_cli(self, out_path, n, seed, **opts) -> Path:
-        return save_samples(self.draw(n, seed), self.info, out_path)
+        x = self.sample(64 if self.image else 2000, torch.Generator().manual_seed(0))
+        return [save_samples(x, self.info, Path(folder) / f"step-{step:08d}.png", title=f"step {step}")]
 
     @torch.no_grad()
-    def evaluate(self, dataset, n: int, batch: int = 200, fid: bool = True) -> dict:
+    def evaluate(self, dataset, n: int, generator: torch.Generator | None = None, opts=None, folder=None,
+                 batch: int = 200, fid: bool = True) -> dict:
         self.eval()
         x = dataset.test.get(torch.arange(min(n, len(dataset.test))))["x"]
         nll = torch.cat([self.nll(xb) for xb in x.split(batch)]).mean().item()
         if self.image:
             out = {"n": len(x), "bits_per_dim": nll, "nll_nats": nll * self.dims * math.log(2)}
             if fid:
-                out.update(fid_or_none(self.draw(n), dataset))
+                out.update(fid_or_none(self.sample(n, generator, opts), dataset))
             return out
         return {"n": len(x), "nll_nats": nll}
 
