@@ -61,6 +61,22 @@ def test_gradient_penalty_of_linear_critic():
     assert torch.allclose(gp, torch.tensor(16.0))
 
 
+def test_gradient_penalty_is_taken_at_the_interpolates():
+    """Non-linear critic D(x) = sum sin(x), grad = cos(x): the penalty must be E(|cos(x_hat)| - 1)^2 at
+    x_hat = eps x + (1 - eps) x_fake with the same eps the function draws (replayed from the seed), and must
+    differ from the penalty at the real or the fake points."""
+    critic = lambda x: torch.sin(x).flatten(1).sum(1)  # noqa: E731
+    g = torch.Generator().manual_seed(1)
+    real, fake = 2 * torch.randn(32, 3, 2, generator=g, dtype=torch.float64), torch.randn(32, 3, 2, generator=g, dtype=torch.float64)
+    torch.manual_seed(7)
+    gp = gradient_penalty(critic, real, fake)
+    torch.manual_seed(7)
+    eps = torch.rand(32, 1, 1, dtype=torch.float64)
+    by_hand = lambda x: (torch.cos(x).flatten(1).norm(dim=1) - 1).pow(2).mean()  # noqa: E731
+    assert torch.allclose(gp, by_hand(eps * real + (1 - eps) * fake), rtol=1e-12)
+    assert not torch.allclose(gp, by_hand(real), rtol=1e-2) and not torch.allclose(gp, by_hand(fake), rtol=1e-2)
+
+
 def test_count_modes_on_known_samples():
     g = torch.Generator().manual_seed(0)
     full = gaussians8(2500, g)
