@@ -59,6 +59,29 @@ def test_centernet_decode_inverts_targets():
     assert d["labels"][0] == 2 and torch.allclose(d["boxes"][0], box, atol=1e-5)
 
 
+def test_centernet_l1_losses_are_divided_by_2n():
+    """Zero offset/size predictions: the L1 losses are the sums of |target| over both coordinates / (2N)."""
+    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    boxes = torch.tensor([[[13.0, 21.0, 37.0, 30.0], [50.0, 50.0, 61.0, 90.0]], [[2.0, 3.0, 9.0, 8.0], [0, 0, 0, 0]]])
+    labels = torch.tensor([[0, 2], [1, -1]])
+    out = {"heat": torch.zeros(2, 3, 24, 24), "offset": torch.zeros(2, 2, 24, 24), "size": torch.zeros(2, 2, 24, 24)}
+    res = m.level_loss(out, Level(torch.zeros(1), 4, 0), boxes, labels)
+    real = boxes[labels >= 0] / 4  # (N = 3, 4) in cells
+    c = (real[:, :2] + real[:, 2:]) / 2
+    assert res["offset"].item() == pytest.approx((c - c.floor()).sum().item() / 6, rel=1e-6)
+    assert res["size"].item() == pytest.approx((real[:, 2:] - real[:, :2]).sum().item() / 6, rel=1e-6)
+
+
+def test_centernet_radius_uses_ceiled_box_size():
+    """A 12.1-cell square: r(12.1) = 0.99 floors to 0 (a single-cell peak), r(ceil 12.1 = 13) = 1.06 to 1,
+    so the splat covers 3x3 cells, as in the reference (radius from ceil(h), ceil(w))."""
+    assert int(CN.gaussian_radius(12.1, 12.1)) == 0 and int(CN.gaussian_radius(13, 13)) == 1
+    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    boxes = torch.tensor([[[23.8, 23.8, 23.8 + 48.4, 23.8 + 48.4]]])  # 48.4 px = 12.1 cells
+    heat = m.splat(boxes, torch.tensor([[1]]), (1, 3, 24, 24))[0]
+    assert int((heat[0, 1] > 0).sum()) == 9 and heat[0, 1].max() == 1.0
+
+
 # --- FCOS -----------------------------------------------------------------------------------------
 
 def test_fcos_assignment_and_centerness():
