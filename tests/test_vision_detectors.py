@@ -97,6 +97,39 @@ def test_fcos_assignment_and_centerness():
     assert cls.tolist() == [-1, -1, -1]
 
 
+def test_fcos_range_test_is_inclusive():
+    pts = torch.tensor([[8.0, 8.0]])
+    box = torch.tensor([[0.0, 0.0, 16.0, 16.0]])  # m = 8 exactly, the P2/P3 border
+    assert FC.assign(pts, box, torch.tensor([0]), (0, 8))[0].item() == 0
+    assert FC.assign(pts, box, torch.tensor([0]), (8, 16))[0].item() == 0
+
+
+def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
+    """On generated scenes with FPN maps P2-P4 (strides 4, 8, 16 on 96 px), every object has >= 1 positive
+    location; with the inside-box rule alone some small boxes have none (so the fallback is what does it)."""
+    from deepatlas.data import scenes
+
+    _, boxes, labels, _ = scenes.generate(40, "mixed", "train", seed=5)
+    boxes, labels = torch.as_tensor(boxes).float(), torch.as_tensor(labels)
+    pts = [FC.locations(96 // s, 96 // s, s) for s in (4, 8, 16)]
+    missing_before = 0
+    for i in range(len(boxes)):
+        lab = labels[i]
+        per_map = FC.assign_levels(pts, boxes[i], [lab] * 3, list(FC.FPN_RANGES))
+        for j in torch.nonzero(lab >= 0).flatten().tolist():
+            hits = 0
+            for (cls, ltrb, ctr), p in zip(per_map, pts):
+                x0, y0, x1, y1 = boxes[i, j].tolist()
+                mine = (cls == lab[j]) & (p[:, 0] - ltrb[:, 0] - x0).abs().lt(0.6) & (p[:, 1] - ltrb[:, 1] - y0).abs().lt(0.6) \
+                    & (p[:, 0] + ltrb[:, 2] - x1).abs().lt(0.6) & (p[:, 1] + ltrb[:, 3] - y1).abs().lt(0.6)
+                hits += int(mine.sum())
+                assert (ltrb[cls >= 0] > 0).all() and ((ctr[cls >= 0] > 0) & (ctr[cls >= 0] <= 1)).all()
+            assert hits >= 1, (i, j, boxes[i, j])
+            plain = sum(int((FC.assign(p, boxes[i, j:j + 1], lab[j:j + 1], r)[0] >= 0).sum()) for p, r in zip(pts, FC.FPN_RANGES))
+            missing_before += plain == 0
+    assert missing_before > 0
+
+
 def test_ltrb_iou_equals_box_iou():
     g = torch.Generator().manual_seed(0)
     p, t = torch.rand(50, 4, generator=g) * 20 + 0.5, torch.rand(50, 4, generator=g) * 20 + 0.5
