@@ -142,14 +142,18 @@ def part_fid(args):
     n = args.n_fid or len(data.test)
     plans = [("dcgan non-saturating", GAN(GAN.Config(loss="non-saturating"), data.info), 2e-4, dict(beta1=0.5, grad_clip=0.0, warmup=0)),
              ("dcgan wgan-gp", GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info), 2e-4, dict(beta1=0.5, beta2=0.9, grad_clip=0.0, warmup=0)),
+             ("dcgan wgan-gp, paper defaults", GAN(GAN.Config(loss="wgan-gp"), data.info), GAN.defaults["train"]["lr"],
+              {k: GAN.defaults["train"][k] for k in ("beta1", "beta2", "grad_clip", "warmup")}),
              ("vae gaussian decoder", VAE(VAE.Config(decoder="gaussian", latent=16), data.info), 1e-3, {})]
     for name, m, lr, kw in plans:
+        if args.fid_models and name not in args.fid_models:
+            continue
         torch.manual_seed(0)
         t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
         torch.manual_seed(0)
         x = m.sample(n, torch.Generator().manual_seed(0))
         r = fid_or_none(x, data)
-        report(name, data=args.fid_data, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
+        report(name, data=args.fid_data, lr=lr, **kw, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
                fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
 
 
@@ -370,6 +374,7 @@ def main():
     p.add_argument("--n-iwae", type=int, default=200)
     p.add_argument("--gan-steps", type=int, default=3000)
     p.add_argument("--gan-lr", type=float, default=1e-3)
+    p.add_argument("--fid-models", nargs="*", default=[], help="only these rows of --part fid (default: all)")
     p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
     p.add_argument("--ar-models", nargs="*", default=[], help="only these of fvsbn, nade, made (default: all)")
     p.add_argument("--flow-models", nargs="*", default=[], help="only these of realnvp, glow, maf (default: all)")

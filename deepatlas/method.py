@@ -25,6 +25,9 @@ on the device of the inputs (`x.device`, `torch.randn_like`, `x.new_zeros`) or o
 Several optimizers (GANs): override `optim_groups()` to name parameter groups, and `train_phases(batch)`
 to yield `(group, closure)` pairs in order; the trainer runs each closure, back-propagates its `loss`
 and steps only that group's optimizer. The default is one group, `model`, with one phase.
+A method whose phases each want their own examples (WGAN-GP's critic steps, each on a fresh real batch)
+returns k > 1 from `batches_per_step()`: the trainer then hands `train_phases` k batches' worth of
+examples at once (k * batch_size rows, the next k slices of the data order), and the method splits them.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class Method(nn.Module):
 
     def optim_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"model": [p for p in self.parameters() if p.requires_grad]}
+
+    def batches_per_step(self) -> int:
+        """How many batches of examples one training step consumes (1: one batch for all phases)."""
+        return 1
 
     def train_phases(self, batch: dict[str, torch.Tensor]) -> Iterator[tuple[str, Callable[[], dict]]]:
         yield "model", lambda: self.loss(batch)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from deepatlas.data.base import DataConfig, load_dataset, split
+from deepatlas.data.fashion_mnist import DEFAULT as FASHION_DEFAULT
 from deepatlas.data.fashion_mnist import load_split
 from deepatlas.data.idx import parse_idx
 from deepatlas.errors import UserError
@@ -47,6 +48,15 @@ def test_fashion_mnist_from_any_idx_folder(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken gzip")
     with pytest.raises(UserError, match="cannot read or decompress"):
         load_split(tmp_path, "test")
+
+
+@pytest.mark.skipif(not (FASHION_DEFAULT / "t10k-labels-idx1-ubyte.gz").exists(),
+                    reason=f"the real Fashion-MNIST files are not in {FASHION_DEFAULT}: apt-get install dataset-fashion-mnist (as root)")
+def test_real_fashion_mnist_test_split():
+    """The Debian package's files, as `make install` puts them: 10,000 test images, 1,000 of each class."""
+    x, y = load_split(FASHION_DEFAULT, "test")
+    assert x.shape[-2:] == (28, 28) and len(x) == len(y) == 10_000
+    assert torch.bincount(y.long(), minlength=10).tolist() == [1000] * 10
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):

@@ -96,6 +96,33 @@ def test_samples_follow_the_model(name):
     assert (freq - p).abs().max() < 0.03
 
 
+def test_made_ensemble_samples_follow_the_ensemble_it_scores():
+    """With 4 mask sets evaluation scores the mixture (1/4) sum_m p_m; samples must follow that mixture,
+    not mask set 0 alone (which differs from it by more than the tolerance here, so the test can tell)."""
+    info = DataInfo("vector", (4,), extra={"binary": True})
+    torch.manual_seed(0)
+    m = _randomise(MADEMethod(MADEMethod.Config(hidden=9, num_masks=4, order_agnostic=True), info), seed=5)
+    space = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))
+    with torch.no_grad():
+        p = m.log_prob(space).exp()
+        m.net.set_mask(0)
+        p0 = torch.sigmoid(m.net(space)[:, 0]).where(space > 0, 1 - torch.sigmoid(m.net(space)[:, 0])).prod(1)
+    assert torch.allclose(p.sum(), torch.tensor(1.0), atol=1e-5) and (p - p0).abs().max() > 0.08
+    s = m.sample(6000, torch.Generator().manual_seed(0))
+    idx = (s * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(1).long()
+    freq = torch.bincount(idx, minlength=16).float() / 6000
+    assert (freq - p).abs().max() < 0.03
+
+
+@pytest.mark.parametrize("name", list(_models()))
+def test_float64_model_scores_and_samples_in_float64(name):
+    m = _randomise(_models()[name]).double()
+    lp = m.log_prob(ALL[:5])
+    assert lp.dtype == torch.float64
+    assert torch.allclose(lp, _randomise(_models()[name]).log_prob(ALL[:5]).double(), atol=1e-4)
+    assert m.sample(3, torch.Generator().manual_seed(0)).dtype == torch.float64
+
+
 def test_autoregressive_models_refuse_grey_data():
     with pytest.raises(UserError, match="binarize"):
         NADEMethod(NADEMethod.Config(), DataInfo("image", (1, 8, 8), 10, {"binary": False}))

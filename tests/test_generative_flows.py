@@ -199,3 +199,27 @@ def test_draw_stays_on_the_device_of_the_flow():
 
     m = RealNVP(RealNVP.Config(steps=2, hidden=8), DataInfo("vector", (2,))).to("meta")
     assert m.sample(3, torch.Generator().manual_seed(0)).device.type == "meta"
+
+
+@pytest.mark.parametrize("wu", [-1e4, -50.0, -1.0, 0.0, 30.0])
+def test_planar_keeps_w_dot_u_hat_above_minus_one_for_adversarial_u(wu):
+    """u chosen so that w.u is very negative (softplus underflows to 0 in float32): w.u_hat stays >= -1 + margin,
+    so at a = w.x + b = 0 (where h' = 1) the Jacobian 1 + w.u_hat is >= the margin, matching autograd."""
+    from deepatlas.generative.flows.planar import DELTA
+
+    torch.manual_seed(0)
+    f = Planar(4, identity=False)
+    with torch.no_grad():
+        f.w.copy_(torch.tensor([3.0, -1.0, 0.5, 2.0]))
+        f.u.copy_(wu * f.w / f.w.dot(f.w) + torch.tensor([1.0, 3.0, 0.0, 0.0]) * 0.1)
+        f.b.zero_()
+    c = float(f.w.double().dot(f.u_hat().double()))  # recomputed in float64 from the float32 u_hat
+    assert c >= -1 + DELTA * 0.99, c
+    x = torch.zeros(1, 4)  # a = 0: the worst point, h' = 1
+    y, logdet = f(x)
+    jac = torch.autograd.functional.jacobian(lambda v: f(v[None])[0][0], x[0]).double()
+    det = float(torch.linalg.det(jac))
+    assert det > 0 and logdet.item() >= math.log(DELTA) - 1e-3
+    # the log-det uses the scalar m; the map uses the float32 vector u_hat, whose w.u_hat carries a rounding
+    # error of about |u| * 1e-7: the two Jacobians agree to that
+    assert abs(det - math.exp(logdet.item())) < 1e-6 * (1 + abs(wu)), (det, math.exp(logdet.item()))

@@ -61,6 +61,22 @@ def test_gradient_penalty_of_linear_critic():
     assert torch.allclose(gp, torch.tensor(16.0))
 
 
+def test_gradient_penalty_is_taken_at_the_interpolates():
+    """Non-linear critic D(x) = sum sin(x), grad = cos(x): the penalty must be E(|cos(x_hat)| - 1)^2 at
+    x_hat = eps x + (1 - eps) x_fake with the same eps the function draws (replayed from the seed), and must
+    differ from the penalty at the real or the fake points."""
+    critic = lambda x: torch.sin(x).flatten(1).sum(1)  # noqa: E731
+    g = torch.Generator().manual_seed(1)
+    real, fake = 2 * torch.randn(32, 3, 2, generator=g, dtype=torch.float64), torch.randn(32, 3, 2, generator=g, dtype=torch.float64)
+    torch.manual_seed(7)
+    gp = gradient_penalty(critic, real, fake)
+    torch.manual_seed(7)
+    eps = torch.rand(32, 1, 1, dtype=torch.float64)
+    by_hand = lambda x: (torch.cos(x).flatten(1).norm(dim=1) - 1).pow(2).mean()  # noqa: E731
+    assert torch.allclose(gp, by_hand(eps * real + (1 - eps) * fake), rtol=1e-12)
+    assert not torch.allclose(gp, by_hand(real), rtol=1e-2) and not torch.allclose(gp, by_hand(fake), rtol=1e-2)
+
+
 def test_count_modes_on_known_samples():
     g = torch.Generator().manual_seed(0)
     full = gaussians8(2500, g)
@@ -118,3 +134,41 @@ def test_default_critic_steps(loss, expected):
     m = GAN(GAN.Config(loss=loss, width=8), DataInfo("vector", (2,)))
     phases = [p for p, _ in m.train_phases({"x": torch.randn(4, 2)})]
     assert phases == ["disc"] * expected + ["gen"]
+
+
+def test_dcgan_nets_start_from_dcgan_init():
+    """Radford et al. 2015: weights N(0, 0.02), batch-norm gamma N(1, 0.02), beta 0 (default torch init differs)."""
+    torch.manual_seed(0)
+    m = GAN(GAN.Config(loss="non-saturating"), DataInfo("image", (1, 28, 28)))
+    convs = [p for mod in m.modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))
+             for p in [mod.weight]]
+    w = torch.cat([p.flatten() for p in convs])
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+    for p in convs:  # each layer, not only their pool (the default init's std shrinks with fan-in)
+        assert abs(p.std().item() - 0.02) < 0.004, p.shape
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns
+    gamma = torch.cat([b.weight.flatten() for b in bns])
+    assert abs(gamma.mean().item() - 1) < 2e-3 and abs(gamma.std().item() - 0.02) < 3e-3
+    assert all((b.bias == 0).all() for b in bns)
+
+
+def test_each_critic_step_sees_a_fresh_real_batch(tmp_path):
+    """Through the trainer, WGAN-GP's 5 critic updates of one step each get their own batch_size real
+    examples (Gulrajani et al. 2017, Algorithm 1), not the same batch five times."""
+    from deepatlas.data.base import DataConfig
+    from deepatlas.data.toy2d import load
+    from deepatlas.train.config import TrainConfig
+    from deepatlas.train.trainer import fit
+
+    data = load(DataConfig(name="toy2d", variant="gaussians8", size=200))
+    torch.manual_seed(0)
+    m = GAN(GAN.Config(loss="wgan-gp", width=8, depth=1), data.info)
+    seen = []
+    d_loss = m.d_loss
+    m.d_loss = lambda real: (seen.append(real.detach().clone()), d_loss(real))[1]
+    fit(m, data, TrainConfig(steps=2, batch_size=8, warmup=0, ckpt_every=10**9), tmp_path, progress=False)
+    assert len(seen) == 10 and all(r.shape == (8, 2) for r in seen)
+    for step in (seen[:5], seen[5:]):
+        rows = torch.cat(step)
+        assert len(torch.unique(rows, dim=0)) == 40  # 5 x 8 distinct examples in one step

@@ -59,6 +59,29 @@ def test_centernet_decode_inverts_targets():
     assert d["labels"][0] == 2 and torch.allclose(d["boxes"][0], box, atol=1e-5)
 
 
+def test_centernet_l1_losses_are_divided_by_2n():
+    """Zero offset/size predictions: the L1 losses are the sums of |target| over both coordinates / (2N)."""
+    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    boxes = torch.tensor([[[13.0, 21.0, 37.0, 30.0], [50.0, 50.0, 61.0, 90.0]], [[2.0, 3.0, 9.0, 8.0], [0, 0, 0, 0]]])
+    labels = torch.tensor([[0, 2], [1, -1]])
+    out = {"heat": torch.zeros(2, 3, 24, 24), "offset": torch.zeros(2, 2, 24, 24), "size": torch.zeros(2, 2, 24, 24)}
+    res = m.level_loss(out, Level(torch.zeros(1), 4, 0), boxes, labels)
+    real = boxes[labels >= 0] / 4  # (N = 3, 4) in cells
+    c = (real[:, :2] + real[:, 2:]) / 2
+    assert res["offset"].item() == pytest.approx((c - c.floor()).sum().item() / 6, rel=1e-6)
+    assert res["size"].item() == pytest.approx((real[:, 2:] - real[:, :2]).sum().item() / 6, rel=1e-6)
+
+
+def test_centernet_radius_uses_ceiled_box_size():
+    """A 12.1-cell square: r(12.1) = 0.99 floors to 0 (a single-cell peak), r(ceil 12.1 = 13) = 1.06 to 1,
+    so the splat covers 3x3 cells, as in the reference (radius from ceil(h), ceil(w))."""
+    assert int(CN.gaussian_radius(12.1, 12.1)) == 0 and int(CN.gaussian_radius(13, 13)) == 1
+    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    boxes = torch.tensor([[[23.8, 23.8, 23.8 + 48.4, 23.8 + 48.4]]])  # 48.4 px = 12.1 cells
+    heat = m.splat(boxes, torch.tensor([[1]]), (1, 3, 24, 24))[0]
+    assert int((heat[0, 1] > 0).sum()) == 9 and heat[0, 1].max() == 1.0
+
+
 # --- FCOS -----------------------------------------------------------------------------------------
 
 def test_fcos_assignment_and_centerness():
@@ -72,6 +95,39 @@ def test_fcos_assignment_and_centerness():
     assert FC.centerness(ltrb[1:2]).item() == pytest.approx(1 / 3)
     cls, _ = FC.assign(pts, boxes, labels, (8, 16))  # m = 5 and 30: neither in (8, 16]
     assert cls.tolist() == [-1, -1, -1]
+
+
+def test_fcos_range_test_is_inclusive():
+    pts = torch.tensor([[8.0, 8.0]])
+    box = torch.tensor([[0.0, 0.0, 16.0, 16.0]])  # m = 8 exactly, the P2/P3 border
+    assert FC.assign(pts, box, torch.tensor([0]), (0, 8))[0].item() == 0
+    assert FC.assign(pts, box, torch.tensor([0]), (8, 16))[0].item() == 0
+
+
+def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
+    """On generated scenes with FPN maps P2-P4 (strides 4, 8, 16 on 96 px), every object has >= 1 positive
+    location; with the inside-box rule alone some small boxes have none (so the fallback is what does it)."""
+    from deepatlas.data import scenes
+
+    _, boxes, labels, _ = scenes.generate(40, "mixed", "train", seed=5)
+    boxes, labels = torch.as_tensor(boxes).float(), torch.as_tensor(labels)
+    pts = [FC.locations(96 // s, 96 // s, s) for s in (4, 8, 16)]
+    missing_before = 0
+    for i in range(len(boxes)):
+        lab = labels[i]
+        per_map = FC.assign_levels(pts, boxes[i], [lab] * 3, list(FC.FPN_RANGES))
+        for j in torch.nonzero(lab >= 0).flatten().tolist():
+            hits = 0
+            for (cls, ltrb, ctr), p in zip(per_map, pts):
+                x0, y0, x1, y1 = boxes[i, j].tolist()
+                mine = (cls == lab[j]) & (p[:, 0] - ltrb[:, 0] - x0).abs().lt(0.6) & (p[:, 1] - ltrb[:, 1] - y0).abs().lt(0.6) \
+                    & (p[:, 0] + ltrb[:, 2] - x1).abs().lt(0.6) & (p[:, 1] + ltrb[:, 3] - y1).abs().lt(0.6)
+                hits += int(mine.sum())
+                assert (ltrb[cls >= 0] > 0).all() and ((ctr[cls >= 0] > 0) & (ctr[cls >= 0] <= 1)).all()
+            assert hits >= 1, (i, j, boxes[i, j])
+            plain = sum(int((FC.assign(p, boxes[i, j:j + 1], lab[j:j + 1], r)[0] >= 0).sum()) for p, r in zip(pts, FC.FPN_RANGES))
+            missing_before += plain == 0
+    assert missing_before > 0
 
 
 def test_ltrb_iou_equals_box_iou():

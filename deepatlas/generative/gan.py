@@ -1,11 +1,15 @@
 """GAN as one method: a generator G(z) and a discriminator / critic D(x) trained in alternation, with
 `--model-loss` minimax | non-saturating | wgan-gp (equations in gan_losses.py).
 
-Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.convnets).
-Two optimizer groups, `disc` and `gen`; each training step runs `n_critic` discriminator updates (fresh
-z each, same real batch) and then one generator update, through the trainer's train_phases hook.
-The default objective is WGAN-GP: in bench/RESULTS.md it is the one that covered all 8 gaussians at the
-default settings, where the non-saturating GAN collapsed to one mode.
+Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.convnets),
+initialised as DCGAN does (deepatlas.nn.init: N(0, 0.02) weights, batch-norm gamma N(1, 0.02), beta 0).
+Two optimizer groups, `disc` and `gen`; each training step runs `n_critic` discriminator updates, each
+on a fresh real batch and fresh z (Gulrajani et al. 2017, Algorithm 1: the trainer hands over n_critic
+batches through `batches_per_step`), then one generator update, through the train_phases hook.
+The default objective is WGAN-GP: in bench/RESULTS.md it is the one that covered all 8 gaussians, where
+the non-saturating GAN collapsed to one mode. The default optimiser is that paper's: Adam, lr 1e-4,
+betas (0, 0.9), no weight decay; DCGAN's own (lr 2e-4, beta1 0.5) is `--train-lr 2e-4 --train-beta1 0.5
+--train-beta2 0.999`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
 from deepatlas.nn.convnets import DCGANDiscriminator, DCGANGenerator
 from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.init import dcgan_init
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
 
@@ -39,8 +44,9 @@ class GAN(Method):
         n_critic: int = option(0, "discriminator updates per generator update (0: 5 for wgan-gp, else 1)", low=0)
         gp_weight: float = option(10.0, "WGAN-GP gradient-penalty weight lambda", low=0.0)
 
+    # WGAN-GP's paper: Adam lr 1e-4, betas (0, 0.9); 5 critic steps (Config.n_critic's default for wgan-gp)
     defaults = {"data": {"name": "toy2d", "variant": "gaussians8"},
-                "train": {"lr": 1e-3, "beta1": 0.5, "beta2": 0.999, "grad_clip": 0.0, "warmup": 0,
+                "train": {"lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "weight_decay": 0.0, "grad_clip": 0.0, "warmup": 0,
                           "batch_size": 256, "steps": 3000, "ema_decay": 0.0}}
 
     def __init__(self, cfg, info):
@@ -51,6 +57,7 @@ class GAN(Method):
             w = cfg.width or 64
             self.G = DCGANGenerator(self.latent, info.shape, w)
             self.D = DCGANDiscriminator(info.shape, w, norm=cfg.loss != "wgan-gp")
+            dcgan_init(self.G), dcgan_init(self.D)
         else:
             w, d = cfg.width or 128, math.prod(info.shape)
             self.G = mlp(self.latent, d, w, cfg.depth)
@@ -83,11 +90,23 @@ class GAN(Method):
     def g_loss(self, n: int) -> dict:
         return {"loss": generator_loss(self.cfg.loss, self.D(self.fake(n)))}
 
+    @property
+    def n_critic(self) -> int:
+        return self.cfg.n_critic or (5 if self.cfg.loss == "wgan-gp" else 1)
+
+    def batches_per_step(self) -> int:
+        return self.n_critic
+
     def train_phases(self, batch):
+        """n_critic critic updates, the k-th on the k-th of the n_critic batches the trainer handed over,
+        then one generator update with as many samples as one batch. (A batch of fewer rows than n_critic,
+        from a caller other than the trainer, is reused whole by every critic step.)"""
         real = self._real(batch)
-        for _ in range(self.cfg.n_critic or (5 if self.cfg.loss == "wgan-gp" else 1)):
-            yield "disc", lambda: self.d_loss(real)
-        yield "gen", lambda: self.g_loss(len(real))
+        k = self.n_critic
+        reals = real.tensor_split(k) if len(real) >= k else (real,) * k
+        for r in reals:
+            yield "disc", lambda r=r: self.d_loss(r)
+        yield "gen", lambda: self.g_loss(len(reals[0]))
 
     def loss(self, batch):
         """Both losses for logging (no parameter update); training goes through train_phases."""

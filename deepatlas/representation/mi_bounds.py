@@ -66,8 +66,9 @@ class MineBound(nn.Module):
         if self.training:
             with torch.no_grad():
                 lm = log_mean.detach()
+                keep = math.log1p(-self.rate) if self.rate < 1 else -math.inf  # rate 1: m is the batch mean
                 self.log_ma.copy_(lm if torch.isnan(self.log_ma) else
-                                  torch.logaddexp(self.log_ma + math.log(1 - self.rate), lm + math.log(self.rate)))
+                                  torch.logaddexp(self.log_ma + keep, lm + math.log(self.rate)))
         denom = self.log_ma if not torch.isnan(self.log_ma) else log_mean.detach()
         surrogate = scores.diagonal().mean() - (log_mean - denom).exp()
         return surrogate, scores.diagonal().mean() - log_mean

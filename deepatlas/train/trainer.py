@@ -1,6 +1,7 @@
 """The one training loop every method shares.
 
-The method provides `loss(batch)` (or `train_phases` for several optimizers); the loop owns AdamW,
+The method provides `loss(batch)` (or `train_phases` for several optimizers, with `batches_per_step`
+batches of examples per step); the loop owns AdamW,
 learning-rate warm-up, gradient clipping, the EMA, checkpoints, metrics, sample pictures, stop signals
 and the NaN guard. Every step's randomness is seeded from (seed, step): the data order and the noise a
 method draws do not depend on where a run was resumed, so a resumed run repeats the uninterrupted one.
@@ -137,7 +138,8 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
                 method.write_samples(run_dir / "samples", step)
         main_first(write, world, f"writing the checkpoint of step {step}")
 
-    order = BatchOrder(len(data.train), cfg.batch_size * world.size, cfg.seed)
+    # a step takes batches_per_step() batches (WGAN-GP: one fresh real batch per critic update), one data order
+    order = BatchOrder(len(data.train), cfg.batch_size * method.batches_per_step() * world.size, cfg.seed)
     last: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and world.main), dynamic_ncols=True,
                desc=getattr(method, "method_name", type(method).__name__))

@@ -12,7 +12,8 @@ and one out, both corners in, both out — for a box of h x w (in map cells):
   both out (grown):     hw / ((h+2r)(w+2r)) = t              ->  4t r² + 2t(h+w) r + (t-1) hw = 0
 
 We take the smaller root of the first two quadratics and the positive root of the third, each
-(-b ∓ sqrt(b² - 4ac)) / 2a, and, like CenterNet, r = max(0, ⌊r⌋). CornerNet's released
+(-b ∓ sqrt(b² - 4ac)) / 2a, and, like CenterNet, r = max(0, ⌊r⌋), with h and w first rounded up to whole
+cells (the reference computes the radius from ceil(h), ceil(w)). CornerNet's released
 `gaussian_radius` (reused by CenterNet) computes (b + sqrt(b² - 4ac)) / 2 in all three cases: the
 larger root where the smaller is meant (cases 1 and 2), b of the wrong sign (case 3), and /2 instead
 of /2a where a ≠ 1 — the known algebra slip. Its radius comes out 3.35x ours for square boxes
@@ -21,7 +22,9 @@ binding case's IoU exactly t (tested). On our small maps the corrected radius fl
 box up to 12 cells (48 pixels): single-cell peaks. `--model-radius-rule cornernet` uses the released
 formula instead, for comparison (bench/RESULTS.md).
 
-Loss = focal_hm / N + L1(offset) / N + 0.1 · L1(size) / N over the N objects, with the
+Loss = focal_hm / N + L1(offset) / 2N + 0.1 · L1(size) / 2N over the N objects (the L1 sums run over both
+coordinates and are divided by 2N, as the reference implementation's RegL1Loss divides by its mask
+expanded to both channels: a mean absolute error per coordinate), with the
 penalty-reduced focal loss on the heatmap Ŷ against Y:
   -(1 - Ŷ)^α ln Ŷ where Y = 1,  -(1 - Y)^β Ŷ^α ln(1 - Ŷ) elsewhere (α = 2, β = 4).
 Test: peaks are cells equal to the max of their 3x3 neighbourhood (a max-pool, no NMS); the top 100
@@ -130,10 +133,11 @@ class CenterNet(Detector):
             feat = F.interpolate(feat, scale_factor=level.stride // R, mode="bilinear", align_corners=False)
         return {"heat": self.heat(feat), "offset": self.offset(feat), "size": self.size(feat)}
 
-    def level_loss(self, out: dict, level: Level, boxes: torch.Tensor, labels: torch.Tensor) -> dict:
-        n, C, h, w = out["heat"].shape
-        dev = out["heat"].device
-        boxes, labels = boxes.cpu(), labels.cpu()  # targets are splatted object by object in Python: on the CPU
+    def splat(self, boxes: torch.Tensor, labels: torch.Tensor, shape: tuple[int, int, int, int]):
+        """Targets on a (N, C, h, w) map: the heatmap Y, and per object its (image, y, x) peak cell, offset and size
+        in cells. Splatted object by object in Python, so on the CPU."""
+        n, C, h, w = shape
+        boxes, labels = boxes.cpu(), labels.cpu()
         heat = torch.zeros(n, C, h, w)
         idx_i, idx_y, idx_x, t_off, t_size = [], [], [], [], []
         for i, k in torch.nonzero(labels >= 0).tolist():
@@ -141,18 +145,24 @@ class CenterNet(Detector):
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             px, py = min(int(cx), w - 1), min(int(cy), h - 1)
             rule = gaussian_radius if self.cfg.radius_rule == "corrected" else gaussian_radius_cornernet
-            r = max(0, int(rule(y1 - y0, x1 - x0, self.cfg.min_overlap)))
+            r = max(0, int(rule(math.ceil(y1 - y0), math.ceil(x1 - x0), self.cfg.min_overlap)))
             draw_gaussian(heat[i, labels[i, k]], px, py, r)
             idx_i.append(i), idx_y.append(py), idx_x.append(px)
             t_off.append([cx - px, cy - py]), t_size.append([x1 - x0, y1 - y0])
+        return heat, idx_i, idx_y, idx_x, t_off, t_size
+
+    def level_loss(self, out: dict, level: Level, boxes: torch.Tensor, labels: torch.Tensor) -> dict:
+        dev = out["heat"].device
+        heat, idx_i, idx_y, idx_x, t_off, t_size = self.splat(boxes, labels, out["heat"].shape)
         n_obj = max(1, len(idx_i))
         l_heat = penalty_reduced_focal(out["heat"], heat.to(dev)) / n_obj
         if idx_i:
             ii, yy, xx = (torch.tensor(v, device=dev) for v in (idx_i, idx_y, idx_x))
             off = out["offset"][ii, :, yy, xx]  # (K, 2)
             size = out["size"][ii, :, yy, xx]
-            l_off = (off - torch.tensor(t_off, device=dev)).abs().sum() / n_obj
-            l_size = (size - torch.tensor(t_size, device=dev)).abs().sum() / n_obj
+            # / 2N: the reference's RegL1Loss divides by its mask summed over both coordinates
+            l_off = (off - torch.tensor(t_off, device=dev)).abs().sum() / (2 * n_obj)
+            l_size = (size - torch.tensor(t_size, device=dev)).abs().sum() / (2 * n_obj)
         else:
             l_off = l_size = 0.0 * out["offset"].sum()
         loss = l_heat + l_off + self.cfg.size_weight * l_size

@@ -3,10 +3,13 @@
 A location (x, y) = (s·j + s/2, s·i + s/2) of a map with stride s that falls inside an object's box
 regresses its distances to the four sides, (l, t, r, b) = (x - x0, y - y0, x1 - x, y1 - y), each
 predicted as exp(σ_k · u) · s (u: the raw output, σ_k: a learned scale per map). A location is
-positive for the object if it is inside the box and m = max(l, t, r, b) lies in the map's range;
-inside several boxes it takes the smallest. With FPN the maps P2, P3, P4 (strides 4, 8, 16) take
-m in [0, 8], (8, 16], (16, ∞) pixels: FCOS's ranges (4s, 8s] rescaled to our 96-pixel canvas.
-Without FPN one map (C4, stride 16) takes every object — small ones may then hold no location.
+positive for the object if it is inside the box and m = max(l, t, r, b) lies in the map's range
+(both ends inclusive, as in the FCOS code); inside several boxes it takes the smallest. With FPN the
+maps P2, P3, P4 (strides 4, 8, 16) take m in [0, 8], [8, 16], [16, ∞) pixels: FCOS's ranges [4s, 8s]
+rescaled to our 96-pixel canvas. Without FPN one map (C4, stride 16) takes every object.
+A box smaller than a stride can hold no location centre at all (about a quarter of the 3-5 pixel
+boxes of our scenes did, and were never trained on): such an object takes the location nearest its
+centre on its size's map (`assign_levels`), so every object has at least one positive.
 
 Loss = focal(classes) / N_pos + mean over positives of [-ln IoU(pred, box)] + BCE(centerness),
   focal: FL(p_t) = -α_t (1 - p_t)^γ ln p_t, α = 0.25, γ = 2 (classes as independent sigmoids);
@@ -29,6 +32,7 @@ from deepatlas.vision.boxes import box_area
 from deepatlas.vision.detector import Detector, DetectorConfig, Level
 
 FPN_RANGES = ((0.0, 8.0), (8.0, 16.0), (16.0, math.inf))
+MIN_DIST = 0.1  # pixels: the smallest side distance a fallback location's target may have
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -64,15 +68,55 @@ def locations(h: int, w: int, stride: int, device=None) -> torch.Tensor:
 def assign(points: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, m_range) -> tuple[torch.Tensor, torch.Tensor]:
     """For one image: points (P, 2), boxes (M, 4), labels (M,) -> (class per point, -1 = background;
     (l, t, r, b) targets (P, 4)). Inside-box and m-range rule; ambiguous points take the smallest box."""
+    cls, ltrb, _ = _assign(points, boxes, labels, m_range)
+    return cls, ltrb
+
+
+def _assign(points, boxes, labels, m_range):
+    """assign() plus the index of each point's object (-1: background)."""
     x, y = points[:, 0:1], points[:, 1:2]
     ltrb = torch.stack([x - boxes[:, 0], y - boxes[:, 1], boxes[:, 2] - x, boxes[:, 3] - y], -1)  # (P, M, 4)
     inside = ltrb.min(-1).values > 0
     m = ltrb.max(-1).values
-    ok = inside & (m > m_range[0]) & (m <= m_range[1]) & (labels >= 0)[None]
+    ok = inside & (m >= m_range[0]) & (m <= m_range[1]) & (labels >= 0)[None]  # both ends inclusive, as FCOS's code
     area = torch.where(ok, box_area(boxes)[None].expand_as(ok), torch.full_like(m, math.inf))
     best_area, best = area.min(1)
-    cls = torch.where(torch.isfinite(best_area), labels[best], -1)
-    return cls, ltrb[torch.arange(len(points), device=points.device), best]
+    found = torch.isfinite(best_area)
+    cls = torch.where(found, labels[best], -1)
+    return cls, ltrb[torch.arange(len(points), device=points.device), best], torch.where(found, best, -1)
+
+
+def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[torch.Tensor], m_ranges: list) -> list:
+    """One image over all maps: points[k] (P_k, 2), boxes (M, 4), labels[k] (M,) (the objects map k may take),
+    m_ranges[k] -> per map (class (P_k,), (l, t, r, b) (P_k, 4), centerness target (P_k,)).
+
+    The inside-box and m-range rule first; then every object that got no location anywhere (boxes smaller
+    than a stride can fall between the location centres) takes the free location nearest its centre on
+    the map its half-size max(w, h) / 2 falls in. That location may lie just outside the box (by less than
+    half a stride): its distances are clamped to >= MIN_DIST, i.e. the target box grows to reach it, and
+    its centerness target is 1, since it stands for the object's centre."""
+    out, covered = [], torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    for pts, lab, rng in zip(points, labels, m_ranges):
+        cls, ltrb, obj = _assign(pts, boxes, lab, rng)
+        ctr = torch.where(cls >= 0, centerness(ltrb.clamp(min=MIN_DIST)), torch.zeros_like(ltrb[:, 0]))
+        covered[obj[obj >= 0]] = True
+        out.append([cls, ltrb, ctr])
+    taken = [torch.zeros(len(p), dtype=torch.bool, device=boxes.device) for p in points]  # fallback locations
+    for j in torch.nonzero(~covered).flatten().tolist():
+        maps = [k for k in range(len(points)) if labels[k][j] >= 0]
+        if not maps:
+            continue  # padding, crowd, or outside every trident branch: no object to find
+        half = float((boxes[j, 2:] - boxes[j, :2]).max()) / 2
+        k = next((k for k in maps if m_ranges[k][0] <= half <= m_ranges[k][1]), maps[0])
+        centre = (boxes[j, :2] + boxes[j, 2:]) / 2
+        d2 = (points[k] - centre).pow(2).sum(-1).masked_fill(taken[k], math.inf)
+        p = int(d2.argmin())
+        taken[k][p] = True
+        x, y = points[k][p]
+        out[k][0][p] = labels[k][j]
+        out[k][1][p] = torch.stack([x - boxes[j, 0], y - boxes[j, 1], boxes[j, 2] - x, boxes[j, 3] - y]).clamp(min=MIN_DIST)
+        out[k][2][p] = 1.0
+    return out
 
 
 @register_method("fcos", "vision", "FCOS: anchor-free (l,t,r,b) per location, centerness, focal + IoU loss, FPN levels by size")
@@ -106,20 +150,17 @@ class FCOS(Detector):
         return FPN_RANGES[level.index] if self.cfg.fpn and n_levels == 3 else (0.0, math.inf)
 
     def compute_loss(self, levels: list[Level], boxes, labels) -> dict:
-        cls_logits, ltrb_pred, ctr_logits, cls_t, ltrb_t = [], [], [], [], []
-        for lv in levels:
-            out = self.head(lv.feat, lv)
-            n, C, h, w = out["cls"].shape
-            pts = locations(h, w, lv.stride, lv.feat.device)
-            lab = self.in_range(boxes, labels, lv.size_range)
-            per_img = [assign(pts, boxes[i], lab[i], self.m_range(lv, len(levels))) for i in range(n)]
-            cls_t.append(torch.stack([p[0] for p in per_img]))  # (N, P)
-            ltrb_t.append(torch.stack([p[1] for p in per_img]))  # (N, P, 4)
-            cls_logits.append(out["cls"].flatten(2).transpose(1, 2))  # (N, P, C)
-            ltrb_pred.append(out["ltrb"].flatten(2).transpose(1, 2))
-            ctr_logits.append(out["ctr"].flatten(1))
-        cls_t, ltrb_t = torch.cat(cls_t, 1), torch.cat(ltrb_t, 1)
-        cls_logits, ltrb_pred, ctr_logits = torch.cat(cls_logits, 1), torch.cat(ltrb_pred, 1), torch.cat(ctr_logits, 1)
+        outs = [self.head(lv.feat, lv) for lv in levels]
+        pts = [locations(o["cls"].shape[2], o["cls"].shape[3], lv.stride, lv.feat.device) for o, lv in zip(outs, levels)]
+        labs = [self.in_range(boxes, labels, lv.size_range) for lv in levels]
+        ranges = [self.m_range(lv, len(levels)) for lv in levels]
+        per_img = [assign_levels(pts, boxes[i], [lab[i] for lab in labs], ranges) for i in range(len(boxes))]
+        cls_t = torch.cat([torch.stack([img[k][0] for img in per_img]) for k in range(len(levels))], 1)  # (N, P)
+        ltrb_t = torch.cat([torch.stack([img[k][1] for img in per_img]) for k in range(len(levels))], 1)  # (N, P, 4)
+        ctr_t = torch.cat([torch.stack([img[k][2] for img in per_img]) for k in range(len(levels))], 1)  # (N, P)
+        cls_logits = torch.cat([o["cls"].flatten(2).transpose(1, 2) for o in outs], 1)  # (N, P, C)
+        ltrb_pred = torch.cat([o["ltrb"].flatten(2).transpose(1, 2) for o in outs], 1)
+        ctr_logits = torch.cat([o["ctr"].flatten(1) for o in outs], 1)
         pos = cls_t >= 0
         n_pos = max(1, int(pos.sum()))
         onehot = F.one_hot(cls_t.clamp(min=0), self.num_classes).float() * pos[..., None]
@@ -127,7 +168,7 @@ class FCOS(Detector):
         if pos.any():
             iou = ltrb_iou(ltrb_pred[pos], ltrb_t[pos]).clamp(min=1e-6)
             l_iou = -torch.log(iou).mean()
-            l_ctr = F.binary_cross_entropy_with_logits(ctr_logits[pos], centerness(ltrb_t[pos]))
+            l_ctr = F.binary_cross_entropy_with_logits(ctr_logits[pos], ctr_t[pos])
         else:
             l_iou = l_ctr = 0.0 * ltrb_pred.sum()
         return {"loss": l_cls + l_iou + l_ctr, "focal": l_cls.detach(), "iou": l_iou.detach(),

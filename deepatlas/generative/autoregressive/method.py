@@ -51,8 +51,13 @@ class AutoregressiveMethod(Method):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype: inputs and samples take it (a float64 model scores in float64)."""
+        return next(self.parameters()).dtype
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1).float()
+        x = x.flatten(1).to(self.dtype)
         return bernoulli_log_prob(self.logits(x), x)
 
     def loss(self, batch):
@@ -73,7 +78,7 @@ class AutoregressiveMethod(Method):
         """(n, D) binary vectors, one dimension at a time."""
         if isinstance(self.net, NADE):  # NADE has a faster sequential sampler of its own
             return self.net.sample(n, g)
-        x = torch.zeros(n, self.dim, device=self.device)
+        x = torch.zeros(n, self.dim, device=self.device, dtype=self.dtype)
         for i in torch.argsort(self.order()).tolist():
             p = torch.sigmoid(self.logits(x)[:, i])
             x[:, i] = seeded.bernoulli(p, g)
@@ -148,5 +153,16 @@ class MADEMethod(AutoregressiveMethod):
         return torch.logsumexp(torch.stack(lps), 0) - math.log(self.cfg.num_masks)
 
     def draw_bits(self, n, g=None):
+        """From the distribution evaluation scores: with M mask sets that is the mixture (1/M) sum_m p_m, so
+        each sample picks its mask set m uniformly, then runs the sequential sampler in m's order."""
+        if self.cfg.num_masks == 1:
+            self.net.set_mask(0)
+            return super().draw_bits(n, g)
+        pick = torch.randint(self.cfg.num_masks, (n,), generator=g)
+        x = torch.zeros(n, self.dim, device=self.device, dtype=self.dtype)
+        for m in pick.unique().tolist():
+            rows = torch.nonzero(pick == m)[:, 0].to(self.device)
+            self.net.set_mask(m)
+            x[rows] = super().draw_bits(len(rows), g)
         self.net.set_mask(0)
-        return super().draw_bits(n, g)
+        return x

@@ -2,7 +2,10 @@
 
     log |det df/dx| = log |1 + u_hat . psi(x)|,   psi(x) = h'(w.x + b) w
 Invertibility needs w.u_hat >= -1; u_hat = u + (m(w.u) - w.u) w / |w|^2 with m(a) = -1 + softplus(a)
-enforces it. The inverse has no closed form but is one-dimensional: alpha = w.x solves
+enforces it in exact arithmetic. In floating point softplus(a) underflows to 0 for a very negative a, and
+w.u_hat recomputed from u_hat can round below -1: the Jacobian 1 + h'(.) w.u_hat then reaches 0 or changes
+sign. So m(a) = -(1 - DELTA) + softplus(a), DELTA = 1e-3, and the log-determinant uses the scalar m itself:
+1 + h' m >= DELTA for every h' in [0, 1], whatever w and u are. The inverse has no closed form but is one-dimensional: alpha = w.x solves
 alpha + (w.u_hat) h(alpha + b) = w.y, a monotone equation solved by bisection; then x = y - u_hat h(alpha + b).
 Initialised as the identity (u_hat = 0).
 """
@@ -17,7 +20,8 @@ from torch import nn
 
 from deepatlas.generative.flows.base import Flow
 
-SOFTPLUS_INV_1 = math.log(math.e - 1)  # softplus(a) = 1 at this a, so m(a) = 0
+DELTA = 1e-3  # margin of w.u_hat above -1
+SOFTPLUS_INV = math.log(math.expm1(1 - DELTA))  # softplus(a) = 1 - DELTA at this a, so m(a) = 0
 
 
 class Planar(Flow):
@@ -26,25 +30,29 @@ class Planar(Flow):
         w = torch.randn(dim) / math.sqrt(dim)
         self.w = nn.Parameter(w)
         self.b = nn.Parameter(torch.zeros(()))
-        u = w * SOFTPLUS_INV_1 / w.dot(w) if identity else torch.randn(dim) / math.sqrt(dim)
+        u = w * SOFTPLUS_INV / w.dot(w) if identity else torch.randn(dim) / math.sqrt(dim)
         self.u = nn.Parameter(u)
+
+    def wu_hat(self) -> torch.Tensor:
+        """m(w.u) = w.u_hat >= -1 + DELTA."""
+        return -(1 - DELTA) + F.softplus(self.w.dot(self.u))
 
     def u_hat(self) -> torch.Tensor:
         wu = self.w.dot(self.u)
-        return self.u + (-1 + F.softplus(wu) - wu) * self.w / self.w.dot(self.w)
+        return self.u + (self.wu_hat() - wu) * self.w / self.w.dot(self.w)
 
     def forward(self, x):
         u = self.u_hat()
         a = x @ self.w + self.b  # (B,)
         h = torch.tanh(a)
-        psi_u = (1 - h ** 2) * self.w.dot(u)
+        psi_u = (1 - h ** 2) * self.wu_hat()
         return x + h[:, None] * u, torch.log(torch.abs(1 + psi_u) + 1e-12)
 
     @torch.no_grad()
     def inverse(self, y, iters: int = 100):
         u = self.u_hat().double()
         w, b = self.w.double(), self.b.double()
-        wy, c = y.double() @ w, w.dot(u)
+        wy, c = y.double() @ w, self.wu_hat().double()
         lo, hi = wy - c.abs() - 1, wy + c.abs() + 1
         for _ in range(iters):  # g(alpha) = alpha + c tanh(alpha + b) - w.y is non-decreasing
             mid = (lo + hi) / 2
