@@ -131,9 +131,18 @@ def part_gan(args):
         report(f"gan {loss}", lr=args.gan_lr, **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
 
 
+def _image_metrics(r):
+    """FID and KID (deepatlas.eval.fid) beside their real-vs-real floors at the same n, and FID's ratio to its floor."""
+    return dict(fid=round(r["fid"], 3), fid_real=round(r["fid_real"], 3), fid_over_floor=round(r["fid"] / r["fid_real"], 2),
+                kid=round(r["kid"], 4), kid_real=round(r["kid_real"], 4), n=r["fid_n_samples"],
+                n_reference=r["fid_n_reference"], feature_dim=r["feature_dim"],
+                feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 4))
+
+
 def part_fid(args):
-    """FID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder VAE
-    on grey digits, with as many samples as the test split holds (359), like the diffusion benchmark."""
+    """FID and KID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder
+    VAE, each beside the real-vs-real floor at the same n; by default as many samples as the test split holds
+    (359 digits), like the diffusion benchmark."""
     from deepatlas.generative.gan import GAN
     from deepatlas.generative.pictures import fid_or_none
     from deepatlas.generative.vae import VAE
@@ -144,25 +153,22 @@ def part_fid(args):
              ("dcgan wgan-gp", GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info), 2e-4, dict(beta1=0.5, beta2=0.9, grad_clip=0.0, warmup=0)),
              ("vae gaussian decoder", VAE(VAE.Config(decoder="gaussian", latent=16), data.info), 1e-3, {})]
     for name, m, lr, kw in plans:
+        if args.fid_models and name not in args.fid_models:
+            continue
         torch.manual_seed(0)
         t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
         torch.manual_seed(0)
         x = m.draw(n, seed=0)
-        r = fid_or_none(x, data)
-        report(name, data=args.fid_data, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
-               fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
+        report(name, data=args.fid_data, **t, **_image_metrics(fid_or_none(x, data)))
 
 
 def part_fid_ref(args):
-    """Reference FID: real training images against the test split, same sample count (the floor at this n)."""
-    from deepatlas.generative.pictures import fid_or_none
+    """The floor alone: real training images (the seeded draw deepatlas.eval.fid uses) against the test split."""
+    from deepatlas.eval.fid import reference
 
     data = load_dataset(DataConfig(name=args.fid_data))
     n = args.n_fid or len(data.test)
-    x = data.train.get(torch.arange(n))["x"]
-    r = fid_or_none(x, data)
-    report("real training images", data=args.fid_data, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
-           fid_n_reference=r["fid_n_reference"])
+    report("real training images", data=args.fid_data, **reference(data).floor(n))
 
 
 def need(module: str) -> None:
@@ -377,6 +383,7 @@ def main():
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)
     p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
+    p.add_argument("--fid-models", nargs="*", default=[], help="only these models of --part fid (default: all three)")
     args = p.parse_args()
     torch.set_num_threads(1)
     globals()["part_" + args.part.replace("-", "_")](args)
