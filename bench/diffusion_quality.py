@@ -1,6 +1,8 @@
 """FID against network evaluations (NFE) for DDPM-eps, flow matching and EDM models trained with the same
-U-Net, data, steps, batch and seed; every sampler on each model. Resumable: trained runs are reused and
-finished (model, sampler, steps) rows are kept in the JSON file.
+U-Net, data, steps, batch and seed; every sampler on each model. Each row has FID and KID beside their
+real-vs-real floors at the same n (deepatlas.eval.fid) and the sampling speed. All models are trained
+first, then the grid runs sampler by sampler over the models, so a cut-short run still has whole rows.
+Resumable: trained runs are reused and finished (model, sampler, steps, n) rows are kept in the JSON file.
 
     python bench/diffusion_quality.py --data digits --steps 3000 --out bench/out/diffusion-digits
 """
@@ -37,18 +39,22 @@ def main() -> None:
     ap.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-set size)")
     ap.add_argument("--methods", nargs="+", default=["ddpm", "flow", "edm"])
     ap.add_argument("--skip", nargs="*", default=[], help="sampler names to skip, e.g. ddpm")
+    ap.add_argument("--only", nargs="*", default=[], help="only these sampler:steps settings, e.g. heun:18")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"rows": [], "train": {}}
-    done = {(r["method"], r["sampler"], r["steps"]) for r in results["rows"]}
+    done = {(r["method"], r["sampler"], r["steps"], r.get("n")) for r in results["rows"]}
     data = load_dataset(DataConfig(name=args.data))
     n_fid = args.n_fid or len(data.test)
     results["setup"] = {"data": args.data, "train_steps": args.steps, "batch": args.batch, "channels": args.channels,
                         "mult": args.mult, "n_fid": n_fid, "n_reference": len(data.test),
                         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
                         "torch": torch.__version__}
+    from deepatlas.train.run import open_run
+
+    methods = {}
     for name in args.methods:
         spec = get("method", name).obj
         mcfg = spec.Config(channels=args.channels, channel_mult=tuple(args.mult))
@@ -64,25 +70,28 @@ def main() -> None:
         if name not in results["train"]:
             results["train"][name] = {"seconds": round(time.perf_counter() - t0, 1),
                                       "params": sum(p.numel() for p in method.parameters())}
-        from deepatlas.train.run import open_run
-
-        method, data, _, _ = open_run(run)
-        for sampler, steps in GRID:
-            if (name, sampler, steps) in done or sampler in args.skip:
+            results_path.write_text(json.dumps(results, indent=1))
+        methods[name] = open_run(run)[0]
+    for sampler, steps in GRID:
+        if sampler in args.skip or (args.only and f"{sampler}:{steps}" not in args.only):
+            continue
+        for name, method in methods.items():
+            if (name, sampler, steps, n_fid) in done:
                 continue
             g = torch.Generator().manual_seed(1)
             t1 = time.perf_counter()
             x = torch.cat([method.sample(min(250, n_fid - i), g, method.SampleConfig(sampler=sampler, steps=steps))
                            for i in range(0, n_fid, 250)])
             secs = time.perf_counter() - t1
-            fid = fid_against_test(x, data)
-            row = {"method": name, "sampler": sampler, "steps": steps, "nfe": method.nfe(sampler, steps),
-                   "fid": round(fid["fid"], 3), "sample_seconds": round(secs, 1)}
+            m = fid_against_test(x, data)
+            row = {"method": name, "sampler": sampler, "steps": steps, "nfe": method.nfe(sampler, steps), "n": n_fid,
+                   "fid": round(m["fid"], 3), "fid_real": round(m["fid_real"], 3),
+                   "kid": round(m["kid"], 5), "kid_real": round(m["kid_real"], 5),
+                   "feature_acc": round(m["feature_classifier_test_acc"], 4), "feature_dim": m["feature_dim"],
+                   "sample_seconds": round(secs, 1), "samples_per_s": round(n_fid / secs, 2)}
             results["rows"].append(row)
             results_path.write_text(json.dumps(results, indent=1))
             print(json.dumps(row), flush=True)
-        results_path.write_text(json.dumps(results, indent=1))
-
 
 if __name__ == "__main__":
     main()

@@ -12,26 +12,38 @@ from pathlib import Path
 
 
 def quality_table(path: Path) -> str:
+    """One table per n: FID (its ratio to the real-vs-real floor) and KID x 10^3 for each model."""
     res = json.loads(path.read_text())
     s = res["setup"]
     methods = [m for m in ("ddpm", "flow", "edm") if any(r["method"] == m for r in res["rows"])]
-    configs = []
-    for r in res["rows"]:
-        key = (r["sampler"], r["steps"], r["nfe"])
-        if key not in configs:
-            configs.append(key)
-    fid = {(r["method"], r["sampler"], r["steps"]): r["fid"] for r in res["rows"]}
-    lines = [f"**{s['data']}**: {s['train_steps']} steps x batch {s['batch']}, U-Net channels {s['channels']} "
-             f"mult {tuple(s['mult'])}, FID from {s['n_fid']} samples against the {s['n_reference']} test images "
-             f"(in-domain classifier features).", "",
-             "| sampler | steps | NFE | " + " | ".join(f"FID {m}" for m in methods) + " |",
-             "|---|---|---|" + "---|" * len(methods)]
-    for sampler, steps, nfe in configs:
-        cells = [f"{fid[(m, sampler, steps)]:.2f}" if (m, sampler, steps) in fid else "—" for m in methods]
-        lines.append(f"| {sampler} | {steps} | {nfe} | " + " | ".join(cells) + " |")
+    rows = {(r["method"], r["sampler"], r["steps"], r.get("n", s["n_fid"])): r for r in res["rows"]}
+    lines = []
+    for n in sorted({k[3] for k in rows}):
+        configs = []
+        for (m, sampler, steps, n_), r in rows.items():
+            if n_ == n and (sampler, steps, r["nfe"]) not in configs:
+                configs.append((sampler, steps, r["nfe"]))
+        any_row = next(r for k, r in rows.items() if k[3] == n)
+        lines += [f"**{s['data']}**: {s['train_steps']} steps x batch {s['batch']}, U-Net channels {s['channels']} "
+                  f"mult {tuple(s['mult'])}; FID and KID from n = {n} samples against the {s['n_reference']} test images "
+                  f"(in-domain classifier features, {any_row['feature_dim']}-d, test accuracy {any_row['feature_acc']:.3f}). "
+                  f"Floor at n = {n} (real train images): FID {any_row['fid_real']:.2f}, "
+                  f"KID x 10^3 {1e3 * any_row['kid_real']:.2f}.", "",
+                  "| sampler | steps | NFE | " + " | ".join(f"FID {m} (x floor) | KID {m} x 10^3" for m in methods) + " |",
+                  "|---|---|---|" + "---|---|" * len(methods)]
+        for sampler, steps, nfe in configs:
+            cells = []
+            for m in methods:
+                r = rows.get((m, sampler, steps, n))
+                cells += ([f"{r['fid']:.2f} ({r['fid'] / r['fid_real']:.1f}x)", f"{1e3 * r['kid']:.1f}"] if r else ["—", "—"])
+            lines.append(f"| {sampler} | {steps} | {nfe} | " + " | ".join(cells) + " |")
+        speed = [f"{m} {rows[(m, 'heun', 18, n)]['samples_per_s']:.1f}/s" for m in methods if (m, "heun", 18, n) in rows]
+        if speed:
+            lines += ["", "Sampling speed, Heun 18 steps (shared machine): " + ", ".join(speed)]
+        lines.append("")
     train = res.get("train", {})
     if train:
-        lines += ["", "Training wall time (shared, loaded machine): " + ", ".join(
+        lines += ["Training wall time (shared, loaded machine): " + ", ".join(
             f"{m} {t['seconds'] / 60:.1f} min ({t['params'] / 1e6:.2f} M params)" for m, t in train.items())]
     return "\n".join(lines)
 

@@ -131,9 +131,18 @@ def part_gan(args):
         report(f"gan {loss}", lr=args.gan_lr, **t, samples=2500, modes=r["modes"], high_quality=round(r["high_quality"], 3))
 
 
+def _image_metrics(r):
+    """FID and KID (deepatlas.eval.fid) beside their real-vs-real floors at the same n, and FID's ratio to its floor."""
+    return dict(fid=round(r["fid"], 3), fid_real=round(r["fid_real"], 3), fid_over_floor=round(r["fid"] / r["fid_real"], 2),
+                kid=round(r["kid"], 4), kid_real=round(r["kid_real"], 4), n=r["fid_n_samples"],
+                n_reference=r["fid_n_reference"], feature_dim=r["feature_dim"],
+                feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 4))
+
+
 def part_fid(args):
-    """FID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder VAE
-    on grey digits, with as many samples as the test split holds (359), like the diffusion benchmark."""
+    """FID and KID (deepatlas.eval.fid, in-domain classifier features) of DCGAN, WGAN-GP and a Gaussian-decoder
+    VAE, each beside the real-vs-real floor at the same n; by default as many samples as the test split holds
+    (359 digits), like the diffusion benchmark."""
     from deepatlas.generative.gan import GAN
     from deepatlas.generative.pictures import fid_or_none
     from deepatlas.generative.vae import VAE
@@ -152,21 +161,16 @@ def part_fid(args):
         t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
         torch.manual_seed(0)
         x = m.sample(n, torch.Generator().manual_seed(0))
-        r = fid_or_none(x, data)
-        report(name, data=args.fid_data, lr=lr, **kw, **t, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
-               fid_n_reference=r["fid_n_reference"], feature_classifier_test_acc=round(r["feature_classifier_test_acc"], 3))
+        report(name, data=args.fid_data, lr=lr, **kw, **t, **_image_metrics(fid_or_none(x, data)))
 
 
 def part_fid_ref(args):
-    """Reference FID: real training images against the test split, same sample count (the floor at this n)."""
-    from deepatlas.generative.pictures import fid_or_none
+    """The floor alone: real training images (the seeded draw deepatlas.eval.fid uses) against the test split."""
+    from deepatlas.eval.fid import reference
 
     data = load_dataset(DataConfig(name=args.fid_data))
     n = args.n_fid or len(data.test)
-    x = data.train.get(torch.arange(n))["x"]
-    r = fid_or_none(x, data)
-    report("real training images", data=args.fid_data, fid=round(r["fid"], 2), fid_n_samples=r["fid_n_samples"],
-           fid_n_reference=r["fid_n_reference"])
+    report("real training images", data=args.fid_data, **reference(data).floor(n))
 
 
 def need(module: str) -> None:
@@ -382,6 +386,7 @@ def main():
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)
     p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
+    p.add_argument("--fid-models", nargs="*", default=[], help="only these models of --part fid (default: all three)")
     args = p.parse_args()
     torch.set_num_threads(1)
     globals()["part_" + args.part.replace("-", "_")](args)

@@ -1,19 +1,31 @@
 """Frechet distance between Gaussians fitted to features (Heusel et al. 2017):
     FID = |mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)),
 here on the features of our in-domain classifier (eval/classifier.py), so values are comparable within
-deepatlas for one dataset and sample count, not with Inception-based FIDs in papers."""
+deepatlas for one dataset and sample count, not with Inception-based FIDs in papers.
+
+Every FID is reported beside its real-vs-real floor at the same n: the FID of n real *train* images
+(a fixed seeded draw, disjoint from the test split) against the same test-split reference. FID's
+covariance estimate is biased at small n, so the floor is far from 0 there; a model is judged by its
+ratio to the floor. KID (eval/kid.py) is reported the same way; its floor has expectation 0."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import scipy.linalg
 import torch
 
 from deepatlas.eval.classifier import accuracy, feature_net
+from deepatlas.eval.kid import kid, mean_offdiagonal
+
+FLOOR_SEED = 0  # which train images form the real side of the floor
 
 
 def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    with warnings.catch_warnings():  # dead ReLU units make S singular; sqrtm is still right on its range
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
     if np.iscomplexobj(covmean):  # tiny imaginary parts from round-off
         covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
@@ -38,9 +50,47 @@ def fid(samples: torch.Tensor, dataset, reference: torch.Tensor | None = None) -
     return _fid(feature_net(dataset), samples, dataset.test["x"] if reference is None else reference)
 
 
+class Reference:
+    """The test split's features, Gaussian statistics and KID self-term, computed once per process."""
+
+    def __init__(self, net, dataset):
+        self.net, self.dataset = net, dataset
+        self.f = features(net, dataset.test["x"])  # (m, d)
+        self.mu, self.sigma = gaussian_stats(self.f)
+        self.kyy = mean_offdiagonal(self.f.double())
+        self.acc = accuracy(net, dataset.test["x"], dataset.test["y"])
+        self.floors: dict[int, dict[str, float]] = {}
+
+    def compare(self, f: torch.Tensor) -> dict[str, float]:
+        return {"fid": frechet_distance(*gaussian_stats(f), self.mu, self.sigma), "kid": kid(f, self.f, self.kyy)}
+
+    def floor(self, n: int) -> dict[str, float]:
+        """FID and KID of n real train images (seeded draw) against the test reference."""
+        train = self.dataset.train
+        n = min(n, len(train))
+        if n not in self.floors:
+            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
+            r = self.compare(features(self.net, train.get(idx)["x"]))
+            self.floors[n] = {"fid_real": r["fid"], "kid_real": r["kid"], "n_real": n}
+        return self.floors[n]
+
+
+_REFERENCES: dict[tuple, Reference] = {}
+
+
+def reference(dataset) -> Reference:
+    key = (dataset.name, tuple(dataset.info.shape), len(dataset.test))
+    if key not in _REFERENCES:
+        _REFERENCES[key] = Reference(feature_net(dataset), dataset)
+    return _REFERENCES[key]
+
+
 def fid_against_test(samples: torch.Tensor, dataset) -> dict[str, float]:
-    net = feature_net(dataset)
-    ref = dataset.test["x"]
-    value = _fid(net, samples, ref)
-    return {"fid": value, "fid_n_samples": len(samples), "fid_n_reference": len(ref),
-            "feature_classifier_test_acc": accuracy(net, ref, dataset.test["y"])}
+    """FID and KID of `samples` (N, C, H, W) in [-1, 1] against the test split, each beside its floor at
+    the same N (fid_real, kid_real: real train images, see the module docstring)."""
+    if len(samples) < 2:
+        raise ValueError(f"FID/KID need at least 2 samples, got {len(samples)}")
+    ref = reference(dataset)
+    r = ref.compare(features(ref.net, samples))
+    return {**r, **ref.floor(len(samples)), "fid_n_samples": len(samples), "fid_n_reference": len(ref.f),
+            "feature_dim": ref.f.shape[1], "feature_classifier_test_acc": ref.acc}
