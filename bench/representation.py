@@ -99,9 +99,9 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     for ax, metric in zip(axes, ("linear_probe_acc", "knn_acc")):
         for key in dict.fromkeys(r["key"] for r in results):
             pts = [r for r in results if r["key"] == key]
-            if len(pts) == 1:
+            if key == "random":
                 ax.axhline(pts[0][metric], ls="--", color="grey", label=pts[0]["row"])
-            else:
+            elif len(pts) >= 3:  # a curve (rows measured at one budget only are left to the tables)
                 ax.plot([r["train_cpu_min"] for r in pts], [r[metric] for r in pts], "o-", label=pts[0]["row"])
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xlabel("training CPU-minutes (1 thread)")
@@ -112,6 +112,24 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+
+
+def curve_table(points: list[dict]) -> str:
+    """Markdown: one row per trained row, one column per CPU-minute mark, cells 'probe / kNN'."""
+    marks = sorted({r["target_cpu_min"] for r in points})
+    keys = list(dict.fromkeys(r["key"] for r in points))
+    lines = ["| encoder trained by | " + " | ".join(f"{m:g} CPU-min" for m in marks) + " |",
+             "|---|" + "---|" * len(marks)]
+    for key in keys:
+        by_mark = {r["target_cpu_min"]: r for r in points if r["key"] == key}
+        cells = [f"{by_mark[m]['linear_probe_acc']:.3f} / {by_mark[m]['knn_acc']:.3f}" if m in by_mark else ""
+                 for m in marks]
+        lines.append(f"| {by_mark[min(by_mark)]['row']} | " + " | ".join(cells) + " |")
+    steps = {key: [f"{r['steps']} ({r['train_cpu_min']:.2f})" for r in points if r["key"] == key and r["steps"]]
+             for key in keys}
+    lines += ["", "steps (measured training CPU-minutes) at each mark:"]
+    lines += [f"- {key}: " + ", ".join(v) for key, v in steps.items() if v]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -125,7 +143,15 @@ def main() -> None:
     p.add_argument("--rows", nargs="+", choices=tuple(ROWS), default=None, help="subset of rows to run")
     p.add_argument("--jsonl", type=Path, default=None, help="append every measured point to this file")
     p.add_argument("--plot", type=Path, default=None, help="PNG of the curves, from --jsonl's points of this --data")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: print the curve table of --jsonl's points of this --data (and --plot them)")
     args = p.parse_args()
+    if args.report:
+        points = [r for r in map(json.loads, args.jsonl.read_text().splitlines()) if r["data"] == args.data]
+        print(curve_table(points))
+        if args.plot:
+            plot(points, args.plot, f"{args.data}: frozen features vs training CPU time (shared 2-core CPU)")
+        return
     torch.set_num_threads(1)
     setting = SETTINGS[args.data]
     marks = sorted({60 * m for m in args.curve} | {0.0}) if args.curve else [args.budget]
