@@ -117,7 +117,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 def curve_table(points: list[dict]) -> str:
     """Markdown: one row per trained row, one column per CPU-minute mark, cells 'probe / kNN'."""
     marks = sorted({r["target_cpu_min"] for r in points})
-    keys = list(dict.fromkeys(r["key"] for r in points))
+    keys = sorted(dict.fromkeys(r["key"] for r in points), key=list(ROWS).index)
     lines = ["| encoder trained by | " + " | ".join(f"{m:g} CPU-min" for m in marks) + " |",
              "|---|" + "---|" * len(marks)]
     for key in keys:
