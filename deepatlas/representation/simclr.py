@@ -2,6 +2,9 @@
 
 Each step draws V views of the batch (augment.py), encodes all V*B of them with the same network and
 applies `nt_xent` (infonce.py) with temperature tau; the representation kept is f's output.
+The default views are Chen et al. (2020)'s as they act on grey images: random resized crop (area
+0.08-1, aspect ratio 3/4-4/3), flip 0.5, and of the colour distortion only brightness and contrast
+(saturation, hue and random greyscale do nothing to a one-channel image); docs/simclr.md has the table.
 """
 
 from __future__ import annotations
