@@ -505,6 +505,32 @@ def table(results: list[dict], peaks: dict[int, dict]) -> str:
     return "\n".join(rows)
 
 
+def print_markdown(path: Path) -> None:
+    """Tables from a --json file, or from the log lines of a run that did not finish."""
+    text = path.read_text()
+    try:
+        d = json.loads(text)
+        peaks, results, adamw = {int(k): v for k, v in d["peaks"].items()}, d["cases"], d.get("adamw", {})
+    except ValueError:
+        peaks, results, adamw = {}, [], {}
+        for line in text.splitlines():
+            if line.startswith("peak at "):
+                t = int(line.split()[2])
+                peaks[t] = {"peak_gflops": float(line.split(":")[1].split()[0])}
+            elif line.startswith("{"):
+                results.append(json.loads(line))
+    for t, p in sorted(peaks.items()):
+        print(f"peak at {t} thread(s): {p['peak_gflops']:.1f} GFLOP/s")
+    print(table(results, peaks))
+    if adamw:
+        print("\n| model | tensors | for-loop ms | foreach ms | fused ms | fused speed-up | max abs diff fused / foreach |")
+        print("|---|---|---|---|---|---|---|")
+        for name, a in adamw.items():
+            ms, dr = a["ms_per_step"], a["max_abs_diff_after_20_steps_vs_for_loop"]
+            print(f"| {name} | {a['tensors']} | {ms['for-loop']:.1f} | {ms['foreach']:.1f} | {ms['fused']:.1f} | "
+                  f"{a['speedup_over_for_loop']['fused']:.1f}x | {dr['fused']:.1g} / {dr['foreach']:.1g} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES), help=f"subset of: {' '.join(CASES)}")
@@ -515,8 +541,11 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-adamw", action="store_true", help="skip the AdamW for-loop/foreach/fused comparison")
     ap.add_argument("--json", default="", help="write every figure here")
+    ap.add_argument("--markdown", default="", help="print the tables of a --json file (or of this script's log) and exit")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.markdown:
+        return print_markdown(Path(args.markdown))
     if args.quick:
         args.rounds, args.reps = min(args.rounds, 2), 1
     if args.child:
