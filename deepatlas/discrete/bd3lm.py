@@ -15,7 +15,7 @@ from deepatlas.config import option
 from deepatlas.discrete.block_diffusion import bd3_logits, bd3_sample, block_count_mask, block_times
 from deepatlas.discrete.masked_diffusion import mask_tokens, masked_nelbo
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
@@ -34,7 +34,7 @@ class BD3LM(LanguageModel):
         likelihood: str = option("count", "Monte-Carlo bound per block: count (draw the number masked, lower "
                                  "variance) | time (draw t)", choices=("count", "time"))
 
-    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0}}
+    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -25,7 +25,7 @@ import torch
 from deepatlas.config import option
 from deepatlas.discrete.masked_diffusion import llada_nelbo, mask_tokens, masked_nelbo, sample_times
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type, refuse_unused
@@ -46,7 +46,7 @@ class MaskedDiffusionLM(LanguageModel):
                                  choices=("time", "count"))
         t_min: float = option(1e-3, "smallest time drawn in training (the bound's integral starts there)", low=0.0, high=0.5)
 
-    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0}}
+    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -137,5 +137,5 @@ class MDLM(MaskedDiffusionLM):
 @register_method("llada", "discrete", "LLaDA-style masked diffusion LM: 1/t masked CE, low-confidence/random "
                  "remasking, semi-AR blocks, CFG, MC likelihood, SFT")
 class LLaDA(MaskedDiffusionLM):
-    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0},
+    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS,
                 "model": {"sampler": "llada-low-confidence", "likelihood": "count"}}

@@ -21,7 +21,7 @@ from deepatlas.discrete.masked_diffusion import sample_times
 from deepatlas.discrete.processes import PROCESSES
 from deepatlas.discrete.score_entropy import prior_kl, score_entropy
 from deepatlas.errors import UserError
-from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
@@ -52,7 +52,7 @@ class SEDD(LanguageModel):
         steps: int = option(128, "default sampling steps", low=1)
         t_min: float = option(1e-3, "times are drawn in [t_min, 1 - t_min]", low=1e-6, high=0.1)
 
-    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0}}
+    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from deepatlas.config import option
-from deepatlas.language.lm import LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.language.sampling import sample_next
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
@@ -26,7 +26,7 @@ class AutoregressiveLM(LanguageModel):
         top_k: int = option(0, "default top-k truncation (0: off)", low=0)
         top_p: float = option(1.0, "default top-p (nucleus) truncation (1: off)", low=0.0, high=1.0)
 
-    defaults = {"data": {"name": "text"}, "train": {"lr": 1e-3, "ema_decay": 0.0}}
+    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -90,6 +90,22 @@ class _StopSignals:
             signal.signal(sig, old)
 
 
+def make_optimizers(method: Method, cfg: TrainConfig, impl: str = "fused") -> dict[str, torch.optim.Optimizer]:
+    """One AdamW per parameter group of the method (GANs: one per network).
+
+    `impl` "fused" (one kernel over all tensors; on CPU 3.7x-7.5x faster per optimizer step than the
+    for-loop, and the weights agree to ~1 ulp, see bench/RESULTS.md) where every parameter is a float tensor
+    on a CPU or CUDA device, else "foreach" (bitwise equal to the for-loop, ~1.2x); "for-loop" on request."""
+    def build(params):
+        params = list(params)
+        how = impl
+        if how == "fused" and not all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+            how = "foreach"
+        kw = {"fused": True} if how == "fused" else {"foreach": how == "foreach"}
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, **kw)
+    return {name: build(params) for name, params in method.optim_groups().items()}
+
+
 def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: World = World(),
         progress: bool = True, resume_older: bool = False) -> dict:
     """Train `method` on `data.train` up to cfg.steps, resuming from run_dir's checkpoint if there is one.
@@ -106,9 +122,7 @@ def fit(method: Method, data, cfg: TrainConfig, run_dir: str | Path, world: Worl
     broadcast_module(method, world)  # identical replicas even where each process drew its own init
     ckpt = Checkpointer(run_dir, cfg.keep)
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=world.main)
-    groups = method.optim_groups()
-    opts = {name: torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                    weight_decay=cfg.weight_decay) for name, params in groups.items()}
+    opts = make_optimizers(method, cfg)
     ema = EMA(method, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     start = 0
