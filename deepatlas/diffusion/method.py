@@ -13,6 +13,7 @@ import torch
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.diffusion import sigma_grids
 from deepatlas.diffusion.denoiser import Denoiser, guided
 from deepatlas.diffusion.preconditioning import EDMPrecond, FlowPrecond, VEPrecond, VPPrecond
@@ -47,6 +48,7 @@ DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "euler": 35, "heun": 18, "dpmpp-2m": 
 
 class Diffusion(Method):
     Config = DiffusionConfig
+    datasets = (*IMAGE_DATASETS, "toy2d")
     formulation = "edm"
     default_sampler = "heun"
     defaults = {"data": {"name": "digits"}}

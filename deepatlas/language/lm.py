@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.config import option
+from deepatlas.data.base import TEXT_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
 
@@ -29,6 +30,7 @@ class TransformerConfig:
 
 
 class LanguageModel(Method):
+    datasets = TEXT_DATASETS
     is_bound = False  # True where nll() is a (stochastic) upper bound rather than the exact NLL
 
     def __init__(self, cfg, info):
