@@ -1,4 +1,5 @@
-"""The command line: deepatlas list | train | sample | eval | demo.
+"""The command line: `deepatlas COMMAND ...` with the commands defined here (list, train, sample, eval,
+demo) and those other modules register (registry.register_command: report, rf, generate, ...).
 
 Every error a user can cause prints one line (`deepatlas: error: ...`) and exits 2; --debug shows
 the traceback instead.
@@ -36,13 +37,29 @@ def _common_run_flags(p: argparse.ArgumentParser, n: int, seed_help: str) -> Non
     p.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA or raw weights (default: ema)")
 
 
+class _OneLinePerCommand(argparse.RawDescriptionHelpFormatter):
+    """Each command on one line, its help after it however long: argparse would wrap the help to the
+    terminal and put a long name (make-scenes) on a line of its own, as it measures sub-commands
+    without their indentation."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=30, width=10_000)
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS and hasattr(action, "_get_subactions"):
+            names = [len(self._format_action_invocation(a)) for a in action._get_subactions()]
+            self._action_max_length = max(self._action_max_length,
+                                          max(names, default=0) + self._current_indent + self._indent_increment)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="deepatlas", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _Parser(prog="deepatlas", description="deepatlas: the methods of the study notes, trained, sampled and evaluated.",
+                formatter_class=_OneLinePerCommand,
                                 epilog="Run `deepatlas COMMAND --help` for a command's options, "
                                        "`deepatlas train METHOD --help` for a method's.")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.add_parser("list", help="every method, dataset and sampler, one line each")
     t = sub.add_parser("train", help="train a method: deepatlas train METHOD --data NAME --out DIR",
                        add_help=False)
@@ -76,9 +93,13 @@ def _train_parser(method: str):
     from deepatlas.data.base import DataConfig
     from deepatlas.registry import get
     from deepatlas.train.config import TrainConfig
+    from deepatlas.train.method_defaults import data_fields, run_config
 
     spec = get("method", method)
-    p = _Parser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}")
+    cfg = run_config(spec)  # what a run without flags uses: the help prints these defaults
+    datasets = " | ".join(spec.obj.datasets)
+    p = _Parser(prog=f"deepatlas train {method}", description=f"{spec.name}: {spec.help}\ndatasets: {datasets}",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="run directory (resumed if it holds the same run)")
     p.add_argument("--fresh", action="store_true", help="delete the deepatlas run in --out and start over (a folder "
                    "that is not a run is never deleted; files deepatlas did not write are kept)")
@@ -86,10 +107,12 @@ def _train_parser(method: str):
                    help="if the newest checkpoint is damaged, resume from the newest readable one and set the "
                         "damaged one aside (refused without this flag)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--data", dest="data_name", default=argparse.SUPPRESS, help="dataset name (see `deepatlas list`)")
-    C.add_arguments(p, DataConfig, prefix="data_", title="data")
-    C.add_arguments(p, spec.obj.Config, prefix="model_", title=f"{method} model")
-    C.add_arguments(p, TrainConfig, prefix="train_", title="training")
+    p.add_argument("--data", dest="data_name", metavar="NAME", default=argparse.SUPPRESS,
+                   help=f"dataset: {datasets} (default: {cfg.data.name})")
+    C.add_arguments(p, DataConfig, prefix="data_", title="data (the options the datasets above read)",
+                    defaults=C.to_dict(cfg.data), shown=data_fields(spec.obj), skip=("name",))
+    C.add_arguments(p, spec.obj.Config, prefix="model_", title=f"{method} model", defaults=C.to_dict(cfg.model))
+    C.add_arguments(p, TrainConfig, prefix="train_", title="training", defaults=C.to_dict(cfg.train))
     return p, spec
 
 
@@ -120,28 +143,32 @@ def cmd_train(rest: list[str], method: str | None, want_help: bool) -> int:
 
 
 def run_training(args, spec) -> int:
-    from deepatlas.data.base import DataConfig, load_dataset
-    from deepatlas.train.config import TrainConfig
+    from deepatlas.data.base import load_dataset
     from deepatlas.train.distributed import init_from_env, main_first
-    from deepatlas.train.run import RunConfig, build_method, start_run
+    from deepatlas.train.method_defaults import run_config
+    from deepatlas.train.run import build_method, start_run
     from deepatlas.train.trainer import fit
 
-    defaults = getattr(spec.obj, "defaults", {})
-    data = C.from_args(DataConfig, args, prefix="data_", base=defaults.get("data"))
-    model = C.from_args(spec.obj.Config, args, prefix="model_", base=defaults.get("model"))
-    train = C.from_args(TrainConfig, args, prefix="train_", base=defaults.get("train"))
-    cfg = RunConfig(spec.name, data, model, train)
+    cfg = run_config(spec, args)
     world = init_from_env()
-    dataset = load_dataset(data)
+    dataset = load_dataset(cfg.data)
     method = build_method(cfg, dataset)  # a method that refuses the data does so before anything is written
     # rank 0 alone checks and writes the run directory; the others wait for its verdict
     main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
-    last = fit(method, dataset, train, args.out, world=world, progress=not args.no_progress,
+    last = fit(method, dataset, cfg.train, args.out, world=world, progress=not args.no_progress,
                resume_older=args.resume_older)
     if world.main:
         print(json.dumps(last))
         print(f"run saved in {args.out}")
+        print(f"next: {next_command(spec.obj, args.out)}")
     return 0
+
+
+def next_command(method: type, run: Path) -> str:
+    """The command to run after training: `sample` for methods that draw samples, else `eval`.
+    (The one place that decides; adapt it if the sampling interface changes.)"""
+    samples = method.SampleConfig is not None
+    return f"deepatlas {'sample' if samples else 'eval'} {run}"
 
 
 def run_options(command: str, args, rest: list[str], sub: argparse.ArgumentParser):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from collections.abc import Collection
 from typing import Any
 
 from deepatlas.errors import UserError
@@ -35,14 +36,32 @@ def _flag(prefix: str, name: str) -> str:
     return "--" + (prefix + name).replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", title: str | None = None) -> None:
-    """Add one `--flag` per dataclass field; defaults are left unset so that saved configs can fill them."""
+def show_default(value: Any) -> str:
+    """A default as `--help` prints it: as it is typed on the command line (`1 2 2` for a tuple)."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return "''" if value == "" else str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", title: str | None = None, *,
+                  defaults: dict[str, Any] | None = None, shown: Collection[str] | None = None,
+                  skip: Collection[str] = ()) -> None:
+    """Add one `--flag` per dataclass field; defaults are left unset so that saved configs can fill them.
+
+    `defaults` are the values the help text prints (a method's own defaults; the dataclass's where absent),
+    `shown` the fields listed in the help (the others are still parsed, so that they can be refused with
+    a reason), `skip` fields that get no flag here."""
     group = parser.add_argument_group(title or cls.__name__)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         typ = _field_type(cls, f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = (defaults or {}).get(f.name, default)
         meta = f.metadata
-        text = f"{meta.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help with %
+        text = f"{meta.get('help', '')} (default: {show_default(default)})".replace("%", "%%")  # argparse formats help with %
+        if shown is not None and f.name not in shown:
+            text = argparse.SUPPRESS
         kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=argparse.SUPPRESS, help=text)
         if typ is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

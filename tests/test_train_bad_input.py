@@ -140,6 +140,12 @@ def _damage(folder: Path, how: str) -> None:
         path.mkdir()
 
 
+def _fashion_args(out: Path, folder) -> list:
+    """Train an image method (vae) on the Fashion-MNIST IDX files in `folder`."""
+    return ["train", "vae", "--data", "fashion-mnist", "--data-path", folder, "--out", out, "--no-progress",
+            "--train-steps", "1"]
+
+
 @pytest.mark.parametrize("how,message", [
     ("missing file", "file not found: .*train-images-idx3-ubyte.gz; install it with `apt-get install"),
     ("truncated body", "IDX file truncated: header \\(6, 28, 28\\) needs 4704 data bytes, file has 4604"),
@@ -158,7 +164,7 @@ def test_broken_idx_files(tmp_path, capsys, tiny, how, message):
 
     folder = make_fashion(tmp_path / "fm")
     _damage(folder, how)
-    err = error_of(tiny_args(tmp_path / "r", "--data", "fashion-mnist", "--data-path", folder), capsys)
+    err = error_of(_fashion_args(tmp_path / "r", folder), capsys)
     assert re.search(message, err), err
 
 
@@ -222,17 +228,16 @@ def test_bad_text_file_subprocess(tmp_path):
 
 
 def test_a_refused_dataset_leaves_no_run_behind(tmp_path, capsys):
-    """pointnet refuses 2-D points; the same --out then takes a dataset it accepts, without --fresh."""
+    """pointnet refuses toy2d (2-D points); the same --out then takes a dataset it accepts, without --fresh."""
     out = tmp_path / "r"
     err = error_of(["train", "pointnet", "--data", "toy2d", "--out", out, "--no-progress", "--train-steps", "1"], capsys)
-    assert "point-cloud dataset" in err and not out.exists()
+    assert "does not take --data toy2d; it takes --data shapes3d | pointcloud-files" in err and not out.exists()
     assert main(["train", "pointnet", "--data", "shapes3d", "--data-size", "16", "--data-points", "32", "--out", str(out),
                  "--no-progress", "--train-steps", "1", "--train-batch-size", "8"]) == 0
 
 
 def test_missing_idx_folder_subprocess(tmp_path):
-    err = one_line_error(cli(tiny_args(tmp_path / "r", "--data", "fashion-mnist", "--data-path",
-                                       str(tmp_path / "nowhere")), tiny=True))
+    err = one_line_error(cli([str(a) for a in _fashion_args(tmp_path / "r", tmp_path / "nowhere")]))
     assert "fashion-mnist folder not found" in err and "--data-path" in err
 
 

@@ -41,6 +41,7 @@ def event(line: str) -> None:
 
 @register_method("tiny", "test", "test-only: a small MLP regressing a fixed function of 2-D points")
 class Tiny(Method):
+    datasets = ("toy2d",)
     @dataclass
     class Config:
         width: int = option(32, "hidden width", low=1)

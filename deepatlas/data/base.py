@@ -13,6 +13,10 @@ import torch
 
 from deepatlas.config import option
 
+# The datasets each kind of method accepts (a method's `datasets`); a new image dataset goes in here once.
+IMAGE_DATASETS = ("digits", "fashion-mnist", "images")  # images: your own folder (--data-path)
+TEXT_DATASETS = ("text", "reversal")
+DETECTION_DATASETS = ("scenes", "coco")
 
 @dataclass
 class DataConfig:

@@ -67,7 +67,7 @@ def _read_json(path: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e}); expected a COCO annotation file") from None
     if not isinstance(d, dict) or not all(isinstance(d.get(k), list) for k in ("images", "annotations", "categories")):
-        raise UserError(f"{path}: not a COCO annotation file (needs lists 'images', 'annotations' and 'categories')")
+        raise UserError(f"{path}: not a COCO annotation file (needs lists 'images", "annotations' and 'categories')")
     return d
 
 
@@ -169,7 +169,8 @@ def read_coco(path: str | Path, canvas: int = CANVAS, cat_ids: list[int] | None 
             names, cat_ids)
 
 
-@register_dataset("coco", "data", "any COCO-format detection JSON + images (--path FILE.json, or a folder with train.json/test.json)")
+@register_dataset("coco", "data", "any COCO-format detection JSON + images (--path FILE.json, or a folder with train.json/test.json)",
+                  fields=("path", "size", "seed", "resolution", "channels"))
 def load(cfg: DataConfig) -> Dataset:
     if not cfg.path:
         raise UserError("dataset 'coco' needs --data-path: a COCO JSON file, or a folder with train.json and test.json")

@@ -16,7 +16,8 @@ def load_arrays() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(d.target, dtype=torch.int64)
 
 
-@register_dataset("digits", "data", "1,797 8x8 grey digits, 10 classes (scikit-learn, embedded); 80/20 split")
+@register_dataset("digits", "data", "1,797 8x8 grey digits, 10 classes (scikit-learn, embedded); 80/20 split",
+                  fields=("size", "binarize", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     x, y = load_arrays()
     if cfg.binarize:

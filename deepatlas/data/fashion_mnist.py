@@ -38,7 +38,8 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(labels.astype("int64"))
 
 
-@register_dataset("fashion-mnist", "data", "70,000 28x28 grey clothes images, 10 classes (IDX files; --data-path)")
+@register_dataset("fashion-mnist", "data", "70,000 28x28 grey clothes images, 10 classes (IDX files; --data-path)",
+                  fields=("path", "size", "binarize", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     folder = Path(cfg.path) if cfg.path else DEFAULT
     if not folder.is_dir():

@@ -86,7 +86,8 @@ def read_images(files: list[Path], resolution: int, channels: int = 0) -> torch.
 
 
 @register_dataset("images", "data", "your own pictures: --data-path FOLDER of PNG/JPEG files (one subfolder per class, or flat "
-                                    "= unlabelled), resized to --data-resolution (default 32); 80/20 split")
+                                    "= unlabelled), resized to --data-resolution (default 32); 80/20 split",
+                  fields=("path", "size", "binarize", "seed", "resolution", "channels"))
 def load(cfg: DataConfig) -> Dataset:
     if not cfg.path:
         raise UserError(f"dataset 'images' needs --data-path: {LAYOUT}")

@@ -45,7 +45,8 @@ def make_multiclass(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Ten
 
 
 @register_dataset("imbalanced", "objectives", "imbalanced 8-D classification, 20k test (--variant binary: 5% positives | "
-                                              "multiclass: 5 classes, priors .6/.2/.1/.06/.04), generated")
+                                              "multiclass: 5 classes, priors .6/.2/.1/.06/.04), generated",
+                  fields=("variant", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     variant = cfg.variant or "binary"
     if variant not in VARIANTS:

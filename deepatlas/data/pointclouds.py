@@ -251,7 +251,8 @@ def _rotation(cfg: DataConfig) -> str:
 
 
 @register_dataset("shapes3d", "pointcloud", "10 primitive surfaces (sphere, cube, torus, ...) as point clouds, "
-                                            "random proportions/scale/rotation/jitter; --variant so3 | z | none")
+                                            "random proportions/scale/rotation/jitter; --variant so3 | z | none",
+                  fields=("variant", "size", "points", "seed"))
 def load_shapes(cfg: DataConfig) -> Dataset:
     rot, n = _rotation(cfg), cfg.size or 2000
     x, y = make_shapes(n, cfg.points, cfg.seed, rot)
@@ -267,7 +268,8 @@ def part_info(points: int, class_names: list[str], part_names: list[str], class_
 
 
 @register_dataset("parts3d", "pointcloud", "5 composite objects (table, chair, lamp, mushroom, rocket) with "
-                                           "per-point part labels (13 parts); --variant so3 | z | none")
+                                           "per-point part labels (13 parts); --variant so3 | z | none",
+                  fields=("variant", "size", "points", "seed"))
 def load_parts(cfg: DataConfig) -> Dataset:
     rot, n = _rotation(cfg), cfg.size or 1500
     x, y, p = make_parts(n, cfg.points, cfg.seed, rot)
@@ -302,7 +304,8 @@ def cloud_from_file(path: Path, points: int, g: torch.Generator) -> tuple[torch.
 
 
 @register_dataset("pointcloud-files", "pointcloud", "OFF/PLY files in ModelNet layout: --path ROOT with "
-                                                    "ROOT/CLASS/{train,test}/*.off|ply")
+                                                    "ROOT/CLASS/{train,test}/*.off|ply",
+                  fields=("path", "size", "points", "seed"))
 def load_files(cfg: DataConfig) -> Dataset:
     root = Path(cfg.path)
     if not cfg.path or not root.is_dir():

@@ -35,7 +35,8 @@ def facts(n: int, seed: int) -> list[tuple[str, str]]:
     return list(zip(names[:n], names[n:]))
 
 
-@register_dataset("reversal", "data", "synthetic key-value facts 'A is B.' (char tokens); asks A->B and B->A")
+@register_dataset("reversal", "data", "synthetic key-value facts 'A is B.' (char tokens); asks A->B and B->A",
+                  fields=("variant", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     pairs = facts(cfg.size or DEFAULT_PAIRS, cfg.seed)
     tok = CharTokenizer(ALPHABET + " .")

@@ -197,7 +197,8 @@ def generate(n: int, variant: str, split: str, seed: int, canvas: int = CANVAS):
     return torch.from_numpy(x)[:, None], torch.from_numpy(boxes), torch.from_numpy(labels), classes
 
 
-@register_dataset("scenes", "data", "detection scenes: shapes/digits/clothing at COCO-like size bands on a 96 px canvas (--variant mixed|shapes|digits|fashion)")
+@register_dataset("scenes", "data", "detection scenes: shapes/digits/clothing at COCO-like size bands on a 96 px canvas (--variant mixed|shapes|digits|fashion)",
+                  fields=("variant", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     n_train = cfg.size or 4000
     xtr, btr, ltr, classes = generate(n_train, cfg.variant, "train", cfg.seed)

@@ -70,7 +70,8 @@ def windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
 
 
 @register_dataset("text", "data", "a text corpus (default: Python's help text; --data-path any UTF-8 file/folder), "
-                  "char or BPE tokens, 90/5/5 contiguous-chunk splits")
+                  "char or BPE tokens, 90/5/5 contiguous-chunk splits",
+                  fields=("path", "seq_len", "tokenizer", "vocab_size", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     text = read_corpus(cfg.path) if cfg.path else default_corpus()
     train_text, val_text, test_text = split_text(text, cfg.seed)

@@ -49,7 +49,8 @@ def checkerboard(n: int, g: torch.Generator) -> torch.Tensor:
 SHAPES = {"moons": moons, "swissroll": swissroll, "gaussians8": gaussians8, "checkerboard": checkerboard}
 
 
-@register_dataset("toy2d", "data", "2-D toys (--variant moons | swissroll | gaussians8 | checkerboard), generated")
+@register_dataset("toy2d", "data", "2-D toys (--variant moons | swissroll | gaussians8 | checkerboard), generated",
+                  fields=("variant", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     variant = cfg.variant or "moons"
     if variant not in SHAPES:

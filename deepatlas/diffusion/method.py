@@ -14,6 +14,7 @@ import torch
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.diffusion import sigma_grids
 from deepatlas.diffusion.denoiser import Denoiser, guided
 from deepatlas.diffusion.preconditioning import EDMPrecond, FlowPrecond, VEPrecond, VPPrecond
@@ -59,6 +60,7 @@ class DiffusionSampleConfig:
 
 class Diffusion(Method):
     Config = DiffusionConfig
+    datasets = (*IMAGE_DATASETS, "toy2d")
     formulation = "edm"
     default_sampler = "heun"
     defaults = {"data": {"name": "digits"}}

@@ -23,6 +23,7 @@ from torch import nn
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.generative.gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
@@ -35,6 +36,7 @@ from deepatlas.sample_options import check_type
 
 @register_method("gan", "generative", "GAN: minimax / non-saturating / WGAN-GP losses; MLP (toy2d) or DCGAN (images)")
 class GAN(Method):
+    datasets = (*IMAGE_DATASETS, "toy2d")
     @dataclass
     class Config:
         loss: str = option("wgan-gp", "objective: minimax | non-saturating | wgan-gp", choices=LOSSES)

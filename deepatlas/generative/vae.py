@@ -20,6 +20,7 @@ from torch import nn
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.generative.iwae import elbo, iwae_bound
 from deepatlas.generative.pictures import fid_or_none, save_samples
@@ -38,6 +39,7 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
 
 @register_method("vae", "generative", "VAE: Gaussian encoder, Bernoulli/Gaussian decoder; ELBO or IWAE-k training")
 class VAE(Method):
+    datasets = (*IMAGE_DATASETS, "toy2d")
     @dataclass
     class Config:
         latent: int = option(0, "latent dimension (0: 2 for 2-D data, 32 otherwise)", low=0)

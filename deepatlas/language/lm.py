@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.config import option
+from deepatlas.data.base import TEXT_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
 from deepatlas.sample_options import check_type, global_rng_from
@@ -47,6 +48,7 @@ class TextSampleConfig:
 
 
 class LanguageModel(Method):
+    datasets = TEXT_DATASETS
     is_bound = False  # True where nll() is a (stochastic) upper bound rather than the exact NLL
 
     def __init__(self, cfg, info):

@@ -24,6 +24,7 @@ from deepatlas.registry import register_method
 @register_method("classifier", "objectives", "MLP classifier trained with --loss ce | smooth-f1 | smooth-acc "
                                              "(smooth surrogates of the discrete metrics)")
 class Classifier(Method):
+    datasets = ("imbalanced",)
     @dataclass
     class Config:
         loss: str = option("ce", "training objective: cross-entropy or 1 - a smooth metric",

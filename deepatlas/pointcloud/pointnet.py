@@ -55,6 +55,7 @@ def _batches(split, n: int, size: int = 64):
 @register_method("pointnet", "pointcloud", "PointNet classification (input + feature T-Nets, shared MLP, max pool)")
 class PointNet(Method):
     Config = PointNetConfig
+    datasets = ("shapes3d", "pointcloud-files")
     defaults = {"data": {"name": "shapes3d"},
                 "train": {"steps": 1500, "batch_size": 32, "lr": 1e-3, "ema_decay": 0.99, "ckpt_every": 500}}
 
@@ -94,6 +95,7 @@ class PointNet(Method):
 @register_method("pointnet-seg", "pointcloud", "PointNet part segmentation (per-point labels, part mIoU)")
 class PointNetSeg(Method):
     Config = PointNetConfig
+    datasets = ("parts3d", "pointcloud-files")
     defaults = {"data": {"name": "parts3d"},
                 "train": {"steps": 1500, "batch_size": 32, "lr": 1e-3, "ema_decay": 0.99, "ckpt_every": 500}}
 

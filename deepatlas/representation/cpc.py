@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.registry import register_method
 from deepatlas.representation.encoder_method import EncoderMethod, EncoderOptions, image_encoder
@@ -64,6 +65,7 @@ def auto_patch(size: int) -> tuple[int, int]:
 @register_method("cpc", "representation",
                  "Contrastive Predictive Coding: GRU context predicts k steps ahead (rows of image patches, or 1-D frames)")
 class CPC(EncoderMethod):
+    datasets = (*IMAGE_DATASETS, "sines")
     @dataclass
     class Config(EncoderOptions):
         k_max: int = option(2, "predict 1..K steps ahead", low=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
 from deepatlas.nn.convnet import ConvEncoder
@@ -39,6 +40,8 @@ def image_encoder(cfg: EncoderOptions, info, size: int | None = None) -> ConvEnc
 
 class EncoderMethod(Method):
     """Base class: subclasses set self.encoder (or override `embed`) and define `loss`."""
+
+    datasets = IMAGE_DATASETS
 
     defaults = {"train": TRAIN_DEFAULTS}
     evaluate_writes_pictures = True  # a t-SNE picture of the test features

@@ -38,7 +38,8 @@ def parse_variant(variant: str) -> tuple[float, int]:
 
 
 @register_dataset("correlated-gaussians", "representation",
-                  "pairs (x, y) with per-dimension correlation rho (known MI); --variant rho=0.5,dim=5")
+                  "pairs (x, y) with per-dimension correlation rho (known MI); --variant rho=0.5,dim=5",
+                  fields=("variant", "size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     rho, dim = parse_variant(cfg.variant)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -50,6 +51,7 @@ def load(cfg: DataConfig) -> Dataset:
 
 @register_method("mi", "representation", "MI estimation with a critic: InfoNCE, NWJ or MINE lower bound (correlated-gaussians)")
 class MIEstimator(Method):
+    datasets = ("correlated-gaussians",)
     defaults = {"data": {"name": "correlated-gaussians"},
                 "train": {"steps": 2000, "batch_size": 128, "lr": 5e-4, "warmup": 50, "ema_decay": 0.0}}
 

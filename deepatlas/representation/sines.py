@@ -29,7 +29,8 @@ def make(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-@register_dataset("sines", "representation", "noisy 1-D sinusoids (256 samples, 10 frequency classes), generated")
+@register_dataset("sines", "representation", "noisy 1-D sinusoids (256 samples, 10 frequency classes), generated",
+                  fields=("size", "seed"))
 def load(cfg: DataConfig) -> Dataset:
     xtr, ytr = make(cfg.size or 4000, cfg.seed)
     xte, yte = make(1000, cfg.seed + 10_000)

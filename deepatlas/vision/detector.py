@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from deepatlas.config import option
+from deepatlas.data.base import DETECTION_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
 from deepatlas.nn.fpn import FPN
@@ -60,6 +61,7 @@ class DetectorConfig:
 
 
 class Detector(Method):
+    datasets = DETECTION_DATASETS
     fpn_levels: tuple[int, ...] = (2,)  # which of P2, P3, P4 the head reads with --fpn
     uses_nms = True  # CenterNet: False (peaks are extracted without NMS)
     defaults = {"data": {"name": "scenes"},

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.generative.autoregressive.fvsbn import FVSBN
 from deepatlas.generative.autoregressive.made import MADE
@@ -32,6 +33,7 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class AutoregressiveMethod(Method):
+    datasets = IMAGE_DATASETS  # binarised (--data-binarize)
     defaults = {"data": {"name": "digits", "binarize": True}, "train": {"lr": 1e-3, "steps": 3000, "batch_size": 100}}
 
     def __init__(self, cfg, info):

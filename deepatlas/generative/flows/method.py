@@ -16,6 +16,7 @@ import torch
 
 from deepatlas import seeded
 from deepatlas.config import option
+from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.generative.flows.base import log_prob
 from deepatlas.generative.flows.dequantize import bits_per_dim, dequantize, nll_nats, to_image
@@ -41,6 +42,7 @@ class FlowConfig:
 
 class FlowMethod(Method):
     Config = FlowConfig
+    datasets = ("toy2d", *IMAGE_DATASETS)
     defaults = {"data": {"name": "toy2d", "variant": "moons"}, "train": {"lr": 1e-3, "steps": 3000}}
     image_ok = True
 
@@ -125,6 +127,7 @@ class _FlatImages(Sequence):
 
 @register_method("planar", "generative", "planar flow (a stack of x + u h(w.x + b)); density on vectors")
 class PlanarFlow(FlowMethod):
+    datasets = ("toy2d",)
     image_ok = False
 
     @dataclass
