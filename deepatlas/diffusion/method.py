@@ -20,7 +20,7 @@ from deepatlas.diffusion.preconditioning import EDMPrecond, FlowPrecond, VEPreco
 from deepatlas.diffusion.samplers import SAMPLERS
 from deepatlas.errors import UserError, unknown
 from deepatlas.method import Method
-from deepatlas.nn.mlp import NoiseMLP
+from deepatlas.nn.noise_mlp import NoiseMLP
 from deepatlas.nn.unet import UNet
 from deepatlas.registry import register_method
 

@@ -1,7 +1,7 @@
 """GAN as one method: a generator G(z) and a discriminator / critic D(x) trained in alternation, with
 `--model-loss` minimax | non-saturating | wgan-gp (equations in gan_losses.py).
 
-Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.convnets).
+Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.dcgan).
 Two optimizer groups, `disc` and `gen`; each training step runs `n_critic` discriminator updates (fresh
 z each, same real batch) and then one generator update, through the trainer's train_phases hook.
 The default objective is WGAN-GP: in bench/RESULTS.md it is the one that covered all 8 gaussians at the
@@ -23,8 +23,8 @@ from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.generative.gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
-from deepatlas.nn.convnets import DCGANDiscriminator, DCGANGenerator
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from deepatlas.nn.mlp import mlp
 from deepatlas.registry import register_method
 
 
