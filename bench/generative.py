@@ -308,7 +308,7 @@ def part_peers_vae(args):
 
     from deepatlas.generative.iwae import elbo, iwae_bound
     from deepatlas.generative.vae import VAE, gaussian_log_prob
-    from deepatlas.nn.feedforward import mlp
+    from deepatlas.nn.mlp import mlp
 
     data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
     steps, batch, lr, L, H = int(1500 * args.scale), 100, 1e-3, 32, 256

@@ -18,7 +18,7 @@ from PIL import Image
 
 from deepatlas.data.base import DataConfig, load_dataset
 from deepatlas.data.pointclouds import cloud_from_file
-from deepatlas.pointcloud.files import Mesh, write_off, write_ply
+from deepatlas.pointcloud.files import MeshFile, write_off, write_ply
 
 # --- text corpora ---------------------------------------------------------------------------------
 
@@ -144,9 +144,9 @@ TOKENS = ["0", "1", "2", "3", "-1", "0.5", "1e3", "nan", "inf", "-inf", "1e400",
 PLY_TYPES = ["char", "uchar", "short", "ushort", "int", "uint", "float", "double", "int8", "float32", "bogus"]
 
 
-def _mesh() -> Mesh:
+def _mesh() -> MeshFile:
     v = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.5]])
-    return Mesh(v, torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]), {"label": torch.tensor([0, 1, 1, 2])})
+    return MeshFile(v, torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]), {"label": torch.tensor([0, 1, 1, 2])})
 
 
 def _file_bytes(writer, suffix: str, **kw) -> bytes:
@@ -192,9 +192,9 @@ def _random_mesh_file(data, suffix: str) -> bytes:
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"m{suffix}"
         if suffix == ".off":
-            write_off(p, Mesh(v, f))
+            write_off(p, MeshFile(v, f))
         else:
-            write_ply(p, Mesh(v, f, props), binary=data.draw(st.booleans()))
+            write_ply(p, MeshFile(v, f, props), binary=data.draw(st.booleans()))
         return p.read_bytes()
 
 

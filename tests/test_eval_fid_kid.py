@@ -9,7 +9,7 @@ import torch
 
 import deepatlas.eval.fid as fid_module
 from deepatlas.data.base import DataConfig, load_dataset
-from deepatlas.eval.classifier import accuracy, cache_folder, feature_net
+from deepatlas.eval.feature_classifier import accuracy, cache_folder, feature_net
 from deepatlas.eval.fid import features, frechet_distance, gaussian_stats
 from deepatlas.eval.kid import cubic_kernel, kid
 

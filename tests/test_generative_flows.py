@@ -17,7 +17,7 @@ from deepatlas.generative.flows.maf import maf
 from deepatlas.generative.flows.multiscale import squeeze, unsqueeze
 from deepatlas.generative.flows.planar import Planar
 from deepatlas.generative.flows.realnvp import realnvp
-from deepatlas.nn.convnets import ConvNet
+from deepatlas.nn.coupling_convnet import ConvNet
 
 
 def _randomise(flow, scale=0.3, seed=0):

@@ -11,7 +11,7 @@ from deepatlas.data.toy2d import gaussians8, gaussians8_centers
 from deepatlas.generative.gan import GAN
 from deepatlas.generative.gan_losses import discriminator_loss, generator_loss, gradient_penalty
 from deepatlas.generative.modes import count_modes
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.mlp import mlp
 
 
 def _normal_pdf(x, mu, s):

@@ -8,7 +8,7 @@ import torch
 from deepatlas.data.base import DataConfig, load_dataset
 from deepatlas.errors import UserError
 from deepatlas.nn.pointnet import PointNetClassifier, PointNetSegmenter, TNet, orthogonality_penalty
-from deepatlas.pointcloud.files import Mesh, read_mesh, read_off, read_ply, write_off, write_ply
+from deepatlas.pointcloud.files import MeshFile, read_mesh, read_off, read_ply, write_off, write_ply
 from deepatlas.pointcloud.mesh import face_areas, random_rotation, sample_surface
 from deepatlas.pointcloud.part_miou import part_miou
 
@@ -79,7 +79,7 @@ def test_surface_sampling_is_uniform_by_area():
 
 def _mesh():
     v = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.5]], dtype=torch.float32)
-    return Mesh(v, torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]), {"label": torch.tensor([0, 1, 1, 2])})
+    return MeshFile(v, torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]), {"label": torch.tensor([0, 1, 1, 2])})
 
 
 def test_off_round_trip(tmp_path):
@@ -196,8 +196,8 @@ def test_folder_of_files(tmp_path):
         for split in ("train", "test"):
             (tmp_path / c / split).mkdir(parents=True)
             v, f = PRIMITIVES[c](g)
-            write_off(tmp_path / c / split / "x.off", Mesh(v, f))
-            write_ply(tmp_path / c / split / "y.ply", Mesh(v, f), binary=True)
+            write_off(tmp_path / c / split / "x.off", MeshFile(v, f))
+            write_ply(tmp_path / c / split / "y.ply", MeshFile(v, f), binary=True)
     d = load_dataset(DataConfig(name="pointcloud-files", path=str(tmp_path), points=128))
     assert d.train["x"].shape == (4, 128, 3) and d.train["y"].tolist() == [0, 0, 1, 1]
     with pytest.raises(UserError, match="data-path"):

@@ -10,7 +10,7 @@ from torch import nn
 from deepatlas.data.base import DataConfig, DataInfo
 from deepatlas.errors import UserError
 from deepatlas.representation.cpc import CPC, cpc_loss, patch_grid
-from deepatlas.representation.sines import load as load_sines
+from deepatlas.data.sines import load as load_sines
 from deepatlas.train.config import TrainConfig
 from deepatlas.train.trainer import fit
 

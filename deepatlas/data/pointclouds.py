@@ -26,12 +26,12 @@ from deepatlas.pointcloud.mesh import normalize, random_rotation, sample_surface
 from deepatlas.registry import register_dataset
 
 ROTATIONS = ("so3", "z", "none")
-Mesh = tuple[torch.Tensor, torch.Tensor]  # vertices (nv, 3), faces (nf, 3)
+TriangleMesh = tuple[torch.Tensor, torch.Tensor]  # vertices (nv, 3), faces (nf, 3) long; files: pointcloud.files.MeshFile
 
 
 # --------------------------------------------------------------------------- primitive meshes
 
-def grid(fn, u_range, v_range, nu: int = 24, nv: int = 12) -> Mesh:
+def grid(fn, u_range, v_range, nu: int = 24, nv: int = 12) -> TriangleMesh:
     """Triangulate a parametric surface p(u, v) on a (nu x nv) grid."""
     u = torch.linspace(*u_range, nu + 1)
     v = torch.linspace(*v_range, nv + 1)
@@ -43,7 +43,7 @@ def grid(fn, u_range, v_range, nu: int = 24, nv: int = 12) -> Mesh:
     return pts, faces
 
 
-def join(*meshes: Mesh) -> Mesh:
+def join(*meshes: TriangleMesh) -> TriangleMesh:
     vs, fs, off = [], [], 0
     for v, f in meshes:
         vs.append(v)
@@ -52,7 +52,7 @@ def join(*meshes: Mesh) -> Mesh:
     return torch.cat(vs), torch.cat(fs)
 
 
-def affine(mesh: Mesh, scale=(1.0, 1.0, 1.0), shift=(0.0, 0.0, 0.0), rot: torch.Tensor | None = None) -> Mesh:
+def affine(mesh: TriangleMesh, scale=(1.0, 1.0, 1.0), shift=(0.0, 0.0, 0.0), rot: torch.Tensor | None = None) -> TriangleMesh:
     v = mesh[0] * torch.tensor(scale)
     if rot is not None:
         v = v @ rot.T
@@ -62,79 +62,79 @@ def affine(mesh: Mesh, scale=(1.0, 1.0, 1.0), shift=(0.0, 0.0, 0.0), rot: torch.
 TWO_PI = (0.0, 2 * math.pi)
 
 
-def sphere_cap(v_range=(0.0, math.pi)) -> Mesh:
+def sphere_cap(v_range=(0.0, math.pi)) -> TriangleMesh:
     return grid(lambda u, v: (torch.cos(u) * torch.sin(v), torch.sin(u) * torch.sin(v), torch.cos(v)), TWO_PI, v_range)
 
 
-def disk(z: float = 0.0) -> Mesh:
+def disk(z: float = 0.0) -> TriangleMesh:
     return grid(lambda u, r: (r * torch.cos(u), r * torch.sin(u), torch.full_like(u, z)), TWO_PI, (0.0, 1.0), nv=4)
 
 
-def tube(z0: float = -1.0, z1: float = 1.0) -> Mesh:
+def tube(z0: float = -1.0, z1: float = 1.0) -> TriangleMesh:
     return grid(lambda u, z: (torch.cos(u), torch.sin(u), z), TWO_PI, (z0, z1), nv=4)
 
 
-def cylinder_fixed() -> Mesh:
+def cylinder_fixed() -> TriangleMesh:
     return join(tube(), disk(-1.0), disk(1.0))
 
 
-def cone_fixed() -> Mesh:
+def cone_fixed() -> TriangleMesh:
     side = grid(lambda u, t: ((1 - t) * torch.cos(u), (1 - t) * torch.sin(u), 2 * t - 1), TWO_PI, (0.0, 1.0), nv=6)
     return join(side, disk(-1.0))
 
 
-def sphere(g) -> Mesh:
+def sphere(g) -> TriangleMesh:
     return sphere_cap()
 
 
-def cylinder(g) -> Mesh:
+def cylinder(g) -> TriangleMesh:
     return affine(cylinder_fixed(), (1, 1, _u(g, 0.5, 1.5)))
 
 
-def cone(g) -> Mesh:
+def cone(g) -> TriangleMesh:
     return affine(cone_fixed(), (1, 1, _u(g, 0.7, 1.5)))
 
 
-def torus(g) -> Mesh:
+def torus(g) -> TriangleMesh:
     r = _u(g, 0.2, 0.45)
     return grid(lambda u, v: ((1 + r * torch.cos(v)) * torch.cos(u), (1 + r * torch.cos(v)) * torch.sin(u),
                               r * torch.sin(v)), TWO_PI, TWO_PI, nu=32, nv=12)
 
 
-def hemisphere(g) -> Mesh:
+def hemisphere(g) -> TriangleMesh:
     return join(sphere_cap((0.0, math.pi / 2)), disk(0.0))
 
 
-def capsule(g) -> Mesh:
+def capsule(g) -> TriangleMesh:
     h = _u(g, 0.6, 1.6)
     top = affine(sphere_cap((0.0, math.pi / 2)), shift=(0, 0, h))
     bottom = affine(sphere_cap((math.pi / 2, math.pi)), shift=(0, 0, -h))
     return join(affine(tube(), (1, 1, h)), top, bottom)
 
 
-def _poly(vertices, faces) -> Mesh:
+def _poly(vertices, faces) -> TriangleMesh:
     return torch.tensor(vertices, dtype=torch.float32), torch.tensor(faces, dtype=torch.int64)
 
 
-def cube(g) -> Mesh:
+def cube(g) -> TriangleMesh:
     v = [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
     f = [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
          [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]]
     return _poly(v, f)
 
 
-def pyramid(g) -> Mesh:
+def pyramid(g) -> TriangleMesh:
     v = [[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [0, 0, _u(g, 0.6, 1.4)]]
     return _poly(v, [[0, 2, 1], [0, 3, 2], [0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
 
 
-def octahedron(g) -> Mesh:
+def octahedron(g) -> TriangleMesh:
     v = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
     f = [[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]]
     return _poly(v, f)
 
 
-def tetrahedron(g) -> Mesh:
+def tetrahedron(g) -> TriangleMesh:
     return _poly([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], [[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]])
 
 
@@ -149,7 +149,7 @@ def _u(g: torch.Generator, lo: float, hi: float) -> float:
 
 # --------------------------------------------------------------------------- composite objects with parts
 
-def _box(size, at, rot=None) -> Mesh:
+def _box(size, at, rot=None) -> TriangleMesh:
     return affine(cube(None), tuple(s / 2 for s in size), at, rot)
 
 
@@ -158,7 +158,7 @@ def _rz(t: float) -> torch.Tensor:
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _legs(w, d, h, z_top, thick) -> Mesh:
+def _legs(w, d, h, z_top, thick) -> TriangleMesh:
     return join(*[_box((thick, thick, h), (sx * w, sy * d, z_top - h / 2)) for sx in (-1, 1) for sy in (-1, 1)])
 
 

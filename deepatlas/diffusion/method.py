@@ -21,7 +21,7 @@ from deepatlas.diffusion.preconditioning import EDMPrecond, FlowPrecond, VEPreco
 from deepatlas.diffusion.samplers import SAMPLERS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
-from deepatlas.nn.mlp import NoiseMLP
+from deepatlas.nn.noise_mlp import NoiseMLP
 from deepatlas.nn.unet import UNet
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type, refuse_unused

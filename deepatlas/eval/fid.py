@@ -1,6 +1,6 @@
 """Frechet distance between Gaussians fitted to features (Heusel et al. 2017):
     FID = |mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)),
-here on the features of our in-domain classifier (eval/classifier.py), so values are comparable within
+here on the features of our in-domain classifier (eval/feature_classifier.py), so values are comparable within
 deepatlas for one dataset and sample count, not with Inception-based FIDs in papers.
 
 Every FID is reported beside its real-vs-real floor at the same n: the FID of n real *train* images
@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from deepatlas.eval.classifier import accuracy, feature_net
+from deepatlas.eval.feature_classifier import accuracy, feature_net
 from deepatlas.eval.kid import kid, mean_offdiagonal
 
 FLOOR_SEED = 0  # which train images form the real side of the floor

@@ -1,7 +1,7 @@
 """GAN as one method: a generator G(z) and a discriminator / critic D(x) trained in alternation, with
 `--model-loss` minimax | non-saturating | wgan-gp (equations in gan_losses.py).
 
-Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.convnets),
+Networks: an MLP pair for vectors (toy2d), DCGAN convolutional nets for images (deepatlas.nn.dcgan),
 initialised as DCGAN does (deepatlas.nn.init: N(0, 0.02) weights, batch-norm gamma N(1, 0.02), beta 0).
 Two optimizer groups, `disc` and `gen`; each training step runs `n_critic` discriminator updates, each
 on a fresh real batch and fresh z (Gulrajani et al. 2017, Algorithm 1: the trainer hands over n_critic
@@ -27,8 +27,8 @@ from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.generative.gan_losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
-from deepatlas.nn.convnets import DCGANDiscriminator, DCGANGenerator
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from deepatlas.nn.mlp import mlp
 from deepatlas.nn.init import dcgan_init
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type

@@ -25,7 +25,7 @@ from deepatlas.errors import UserError
 from deepatlas.generative.iwae import elbo, iwae_bound
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.mlp import mlp
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
 

@@ -1,6 +1,6 @@
 """OFF and PLY files (ModelNet ships OFF meshes; ShapeNet-style data is often PLY), read and written.
 
-`read_mesh(path) -> Mesh` gives vertices (nv, 3), faces (nf, 3) (polygons are fanned into triangles;
+`read_mesh(path) -> MeshFile` gives vertices (nv, 3), faces (nf, 3) (polygons are fanned into triangles;
 none for a bare point cloud) and any extra per-vertex properties of a PLY file (e.g. `label` for parts).
 PLY is read in ascii, binary_little_endian and binary_big_endian. A malformed file raises a UserError
 naming the file and what is wrong with it.
@@ -19,7 +19,10 @@ from deepatlas.errors import UserError
 
 
 @dataclass
-class Mesh:
+class MeshFile:
+    """What an OFF or PLY file holds: vertices, triangles (None for a bare point cloud), per-vertex properties.
+    (The generated primitives use the plainer `data.pointclouds.TriangleMesh`, a (vertices, faces) pair.)"""
+
     vertices: torch.Tensor  # (nv, 3) float32
     faces: torch.Tensor | None = None  # (nf, 3) int64 triangles
     vertex_props: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -49,7 +52,7 @@ def _triangles(polys: list[list[int]], nv: int, path) -> torch.Tensor | None:
 
 # --------------------------------------------------------------------------- OFF
 
-def read_off(path: str | Path) -> Mesh:
+def read_off(path: str | Path) -> MeshFile:
     path = Path(path)
     tokens_by_line = [ln.split("#")[0].split() for ln in _text(path).splitlines()]
     lines = [t for t in tokens_by_line if t]
@@ -79,10 +82,10 @@ def read_off(path: str | Path) -> Mesh:
     for ln, poly in zip(rest[nv:nv + nf], polys):
         if len(poly) != int(ln[0]):
             raise _bad(path, f"a face declares {ln[0]} vertices but lists {len(poly)}")
-    return Mesh(_finite(v.view(-1, 3), path), _triangles(polys, nv, path))
+    return MeshFile(_finite(v.view(-1, 3), path), _triangles(polys, nv, path))
 
 
-def write_off(path: str | Path, mesh: Mesh) -> None:
+def write_off(path: str | Path, mesh: MeshFile) -> None:
     faces = mesh.faces if mesh.faces is not None else torch.zeros(0, 3, dtype=torch.int64)
     lines = ["OFF", f"{len(mesh.vertices)} {len(faces)} 0"]
     lines += [" ".join(repr(float(c)) for c in p) for p in mesh.vertices.tolist()]
@@ -106,7 +109,7 @@ _PLY_TYPES = {"char": "b", "int8": "b", "uchar": "B", "uint8": "B", "short": "h"
               "double": "d", "float64": "d"}
 
 
-def read_ply(path: str | Path) -> Mesh:
+def read_ply(path: str | Path) -> MeshFile:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
@@ -166,7 +169,7 @@ def read_ply(path: str | Path) -> Mesh:
         if _PLY_TYPES[face_props[key]] in "fd":
             raise _bad(path, f"face indices are of type {face_props[key]}; they must be integers")
         faces = _triangles([list(map(int, p)) for p in values["face"][key]], len(v), path)
-    return Mesh(v, faces, props)
+    return MeshFile(v, faces, props)
 
 
 def _ply_ascii(body: bytes, elements, path) -> dict:
@@ -228,7 +231,7 @@ def _ply_binary(body: bytes, elements, fmt: str, path) -> dict:
     return out
 
 
-def write_ply(path: str | Path, mesh: Mesh, binary: bool = False) -> None:
+def write_ply(path: str | Path, mesh: MeshFile, binary: bool = False) -> None:
     """Vertices (float x, y, z), extra int/float vertex properties, triangle faces (uchar count, int indices)."""
     nv = len(mesh.vertices)
     faces = mesh.faces if mesh.faces is not None else None
@@ -263,7 +266,7 @@ def write_ply(path: str | Path, mesh: Mesh, binary: bool = False) -> None:
     Path(path).write_bytes(blob)
 
 
-def read_mesh(path: str | Path) -> Mesh:
+def read_mesh(path: str | Path) -> MeshFile:
     suffix = Path(path).suffix.lower()
     if suffix == ".off":
         return read_off(path)

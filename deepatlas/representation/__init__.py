@@ -1,3 +1,3 @@
 """Representation learning: the margin contrastive loss, InfoNCE / NT-Xent (SimCLR), CPC, MI bounds."""
 
-from deepatlas.representation import cpc, margin_contrastive, mi_estimation, simclr, sines, supervised  # noqa: F401
+from deepatlas.representation import cpc, margin_contrastive, mi_estimation, simclr, supervised  # noqa: F401

@@ -16,7 +16,7 @@ from deepatlas.config import option
 from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.method import Method
-from deepatlas.nn.convnet import ConvEncoder
+from deepatlas.nn.conv_encoder import ConvEncoder
 
 TRAIN_DEFAULTS = {"steps": 1000, "batch_size": 128, "lr": 1e-3, "warmup": 50, "ema_decay": 0.99,
                   "ckpt_every": 500, "log_every": 50}

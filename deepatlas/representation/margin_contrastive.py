@@ -31,7 +31,7 @@ import torch
 from deepatlas.config import option
 from deepatlas.errors import UserError
 from deepatlas.registry import register_method
-from deepatlas.nn.convnet import projection_head
+from deepatlas.nn.conv_encoder import projection_head
 from deepatlas.representation.augment import AugmentConfig, views
 from deepatlas.representation.encoder_method import EncoderMethod, EncoderOptions, image_encoder
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepatlas.config import option
-from deepatlas.nn.convnet import projection_head
+from deepatlas.nn.conv_encoder import projection_head
 from deepatlas.registry import register_method
 from deepatlas.representation.augment import AugmentConfig, views
 from deepatlas.representation.encoder_method import EncoderMethod, EncoderOptions, image_encoder

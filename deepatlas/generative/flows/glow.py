@@ -10,8 +10,8 @@ from deepatlas.generative.flows.base import Flow, Sequence
 from deepatlas.generative.flows.coupling import AffineCoupling, channel_mask, vector_mask
 from deepatlas.generative.flows.invconv import InvConv1x1
 from deepatlas.generative.flows.multiscale import MultiScale
-from deepatlas.nn.convnets import ConvNet
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.coupling_convnet import ConvNet
+from deepatlas.nn.mlp import mlp
 
 
 def glow_step(shape: tuple[int, ...], hidden: int, parity: int, identity: bool = False) -> list[Flow]:

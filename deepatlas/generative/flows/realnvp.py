@@ -7,8 +7,8 @@ from deepatlas.generative.flows.actnorm import ActNorm
 from deepatlas.generative.flows.base import Flow, Sequence
 from deepatlas.generative.flows.coupling import AffineCoupling, channel_mask, checkerboard_mask, vector_mask
 from deepatlas.generative.flows.multiscale import MultiScale
-from deepatlas.nn.convnets import ConvNet
-from deepatlas.nn.feedforward import mlp
+from deepatlas.nn.coupling_convnet import ConvNet
+from deepatlas.nn.mlp import mlp
 
 
 def realnvp(shape: tuple[int, ...], steps: int = 4, levels: int = 2, hidden: int = 64) -> Flow:

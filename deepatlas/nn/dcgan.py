@@ -1,5 +1,4 @@
-"""Small convolutional networks reused across families: the DCGAN generator and discriminator
-(Radford et al. 2016) sized for 8x8 and 28x28 images, and a plain conv stack used inside flows.
+"""The DCGAN generator and discriminator (Radford et al. 2016) sized for 8x8 and 28x28 images.
 
 DCGAN recipe: the generator maps a latent vector to a (ch, H/4, W/4) map and doubles it twice with
 stride-2 transposed convolutions (batch norm + ReLU, tanh out); the discriminator halves it twice with
@@ -50,21 +49,3 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)  # (B,) logits / critic values
-
-
-class ConvNet(nn.Module):
-    """3x3 conv -> 1x1 conv -> 3x3 conv with ReLUs; the last layer starts at zero so that a flow step
-    built on it starts as the identity (Glow's zero initialisation)."""
-
-    def __init__(self, c_in: int, c_out: int, hidden: int = 64, zero_out: bool = True):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
-                                 nn.Conv2d(hidden, c_out, 3, padding=1))
-        if zero_out:
-            nn.init.zeros_(self.net[-1].weight)
-            nn.init.zeros_(self.net[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
