@@ -52,10 +52,11 @@ def test_help_defaults_are_what_a_run_without_flags_uses(method):
 
 
 def test_gan_help_prints_its_own_learning_rate_and_batch(capsys):
-    """The bug this fixes: the help printed TrainConfig's 0.002 / 128 while gan trains with 0.001 / 256."""
+    """The bug this fixes: the help printed TrainConfig's 0.002 / 128 while gan trains with its own
+    (the WGAN-GP paper's Adam lr 1e-4, betas (0, 0.9)) and batch 256."""
     assert main(["train", "gan", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "peak learning rate of AdamW (default: 0.001)" in text
+    assert "peak learning rate of AdamW (default: 0.0001)" in text
     assert "examples per step and per process (default: 256)" in text
     assert "(default: 0.002)" not in text
 
@@ -154,6 +155,11 @@ def _configs(name, tmp_path):
         return [dict(size=4, variant="shapes")]
     if name in ("shapes3d", "parts3d"):
         return [dict(small, variant="z")]
+    if name == "images":
+        from image_folders import labelled
+
+        folder = str(labelled(tmp_path / "pictures"))
+        return [dict(path=folder, size=4, resolution=8), dict(path=folder, binarize=True, channels=3, seed=1)]
     if name == "correlated-gaussians":
         return [dict(size=8, variant="rho=0.5,dim=2")]
     return [dict(size=8)]
@@ -192,7 +198,7 @@ def _error(argv, capsys) -> str:
 
 def test_a_dataset_the_method_does_not_take_is_refused_with_the_ones_it_takes(tmp_path, capsys):
     err = _error(["train", "edm", "--data", "text", "--out", tmp_path / "r"], capsys)
-    assert "'edm' does not take --data text" in err and "digits | fashion-mnist | toy2d" in err
+    assert "'edm' does not take --data text" in err and "digits | fashion-mnist | images | toy2d" in err
     assert not (tmp_path / "r").exists()
 
 
