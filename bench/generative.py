@@ -148,7 +148,7 @@ def part_fid(args):
     from deepatlas.generative.vae import VAE
 
     data = load_dataset(DataConfig(name=args.fid_data))
-    n = args.n_fid or len(data.test)
+    ns = [n or len(data.test) for n in args.n_fid]
     plans = [("dcgan non-saturating", GAN(GAN.Config(loss="non-saturating"), data.info), 2e-4, dict(beta1=0.5, grad_clip=0.0, warmup=0)),
              ("dcgan wgan-gp", GAN(GAN.Config(loss="wgan-gp", n_critic=5), data.info), 2e-4, dict(beta1=0.5, beta2=0.9, grad_clip=0.0, warmup=0)),
              ("dcgan wgan-gp, paper defaults", GAN(GAN.Config(loss="wgan-gp"), data.info), GAN.defaults["train"]["lr"],
@@ -160,8 +160,9 @@ def part_fid(args):
         torch.manual_seed(0)
         t = train(m, data, int(args.fid_steps * args.scale), 64, lr, **kw)
         torch.manual_seed(0)
-        x = m.sample(n, torch.Generator().manual_seed(0))
-        report(name, data=args.fid_data, lr=lr, **kw, **t, **_image_metrics(fid_or_none(x, data)))
+        x = m.sample(max(ns), torch.Generator().manual_seed(0))  # each n: the first n of one draw
+        for n in ns:
+            report(name, data=args.fid_data, lr=lr, **kw, **t, **_image_metrics(fid_or_none(x[:n], data)))
 
 
 def part_fid_ref(args):
@@ -169,8 +170,8 @@ def part_fid_ref(args):
     from deepatlas.eval.fid import reference
 
     data = load_dataset(DataConfig(name=args.fid_data))
-    n = args.n_fid or len(data.test)
-    report("real training images", data=args.fid_data, **reference(data).floor(n))
+    for n in args.n_fid:
+        report("real training images", data=args.fid_data, **reference(data).floor(n or len(data.test)))
 
 
 def need(module: str) -> None:
@@ -378,15 +379,14 @@ def main():
     p.add_argument("--n-iwae", type=int, default=200)
     p.add_argument("--gan-steps", type=int, default=3000)
     p.add_argument("--gan-lr", type=float, default=1e-3)
-    p.add_argument("--fid-models", nargs="*", default=[], help="only these rows of --part fid (default: all)")
+    p.add_argument("--fid-models", nargs="*", default=[], help="only these rows of --part fid (default: all), e.g. 'vae gaussian decoder'")
     p.add_argument("--gan-losses", nargs="*", default=[], help="only these GAN losses (default: all three)")
     p.add_argument("--ar-models", nargs="*", default=[], help="only these of fvsbn, nade, made (default: all)")
     p.add_argument("--flow-models", nargs="*", default=[], help="only these of realnvp, glow, maf (default: all)")
     p.add_argument("--vae-ks", type=int, nargs="+", default=[1, 5], help="training bounds L_k of the vae part")
     p.add_argument("--fid-data", default="digits")
     p.add_argument("--fid-steps", type=int, default=1500)
-    p.add_argument("--n-fid", type=int, default=0, help="samples for FID (0: the test-split size)")
-    p.add_argument("--fid-models", nargs="*", default=[], help="only these models of --part fid (default: all three)")
+    p.add_argument("--n-fid", type=int, nargs="+", default=[0], help="sample counts for FID/KID (0: the test-split size)")
     args = p.parse_args()
     torch.set_num_threads(1)
     globals()["part_" + args.part.replace("-", "_")](args)

@@ -33,7 +33,7 @@ def llada_generate(logits_fn: Callable[[torch.Tensor], torch.Tensor], prompt: to
                    temperature: float = 0.0, cfg_scale: float = 0.0) -> torch.Tensor:
     """prompt (B, P) -> (B, P + length). logits_fn: x (B, T) -> logits over real tokens (B, T, N)."""
     if remasking not in ("low_confidence", "random"):
-        raise UserError(f"--remasking must be low_confidence or random, got {remasking!r}")
+        raise UserError(f"remasking must be 'low_confidence' or 'random' (samplers llada-low-confidence, llada-random), got {remasking!r}")
     block_length = block_length or length
     n_blocks = math.ceil(length / block_length)
     if steps < n_blocks:
