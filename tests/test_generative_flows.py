@@ -213,7 +213,7 @@ def test_planar_keeps_w_dot_u_hat_above_minus_one_for_adversarial_u(wu):
         f.w.copy_(torch.tensor([3.0, -1.0, 0.5, 2.0]))
         f.u.copy_(wu * f.w / f.w.dot(f.w) + torch.tensor([1.0, 3.0, 0.0, 0.0]) * 0.1)
         f.b.zero_()
-    c = float(f.w.double().dot(f.u_hat().double()))  # recomputed in float64 from the float32 u_hat
+    c = float(f.w.detach().double().dot(f.u_hat().detach().double()))  # in float64 from the float32 u_hat
     assert c >= -1 + DELTA * 0.99, c
     x = torch.zeros(1, 4)  # a = 0: the worst point, h' = 1
     y, logdet = f(x)

@@ -130,6 +130,18 @@ def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
     assert missing_before > 0
 
 
+def test_fcos_fallback_does_not_grow_a_box_on_a_coarse_map():
+    """A 3 px box that holds no location centre on either map (centres at 16k + 8 and 4k + 2). On one stride-16
+    map the nearest centre is 2.5 px outside it: no fallback (it would teach a box ~2.7x too big); on P2
+    (stride 4) it takes the nearest centre, 0.5 px outside, with centerness target 1."""
+    box, lab = torch.tensor([[42.5, 42.5, 45.5, 45.5]]), torch.tensor([2])
+    (cls16, _, _), = FC.assign_levels([FC.locations(6, 6, 16)], box, [lab], [(0, math.inf)])
+    assert (cls16 < 0).all()
+    (cls4, ltrb4, ctr4), = FC.assign_levels([FC.locations(24, 24, 4)], box, [lab], [(0, math.inf)])
+    assert int((cls4 == 2).sum()) == 1 and ctr4[cls4 == 2].item() == 1.0
+    assert (ltrb4[cls4 == 2] >= FC.MIN_DIST).all()
+
+
 def test_ltrb_iou_equals_box_iou():
     g = torch.Generator().manual_seed(0)
     p, t = torch.rand(50, 4, generator=g) * 20 + 0.5, torch.rand(50, 4, generator=g) * 20 + 0.5

@@ -33,6 +33,7 @@ from deepatlas.vision.detector import Detector, DetectorConfig, Level
 
 FPN_RANGES = ((0.0, 8.0), (8.0, 16.0), (16.0, math.inf))
 MIN_DIST = 0.1  # pixels: the smallest side distance a fallback location's target may have
+MAX_GROW = 0.25  # a fallback location may lie outside its box by at most this fraction of max(w, h)
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -94,7 +95,9 @@ def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[
     than a stride can fall between the location centres) takes the free location nearest its centre on
     the map its half-size max(w, h) / 2 falls in. That location may lie just outside the box (by less than
     half a stride): its distances are clamped to >= MIN_DIST, i.e. the target box grows to reach it, and
-    its centerness target is 1, since it stands for the object's centre."""
+    its centerness target is 1, since it stands for the object's centre. Only where the growth is at most
+    MAX_GROW of the box's size: with FPN every object qualifies (a >= 3 px box on P2, stride 4); a single
+    coarse map (plain C4, stride 16) keeps small boxes without a location, as FCOS without FPN does."""
     out, covered = [], torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
     for pts, lab, rng in zip(points, labels, m_ranges):
         cls, ltrb, obj = _assign(pts, boxes, lab, rng)
@@ -111,10 +114,13 @@ def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[
         centre = (boxes[j, :2] + boxes[j, 2:]) / 2
         d2 = (points[k] - centre).pow(2).sum(-1).masked_fill(taken[k], math.inf)
         p = int(d2.argmin())
-        taken[k][p] = True
         x, y = points[k][p]
+        d = torch.stack([x - boxes[j, 0], y - boxes[j, 1], boxes[j, 2] - x, boxes[j, 3] - y])
+        if float(-d.min()) > MAX_GROW * 2 * half:
+            continue  # the map is too coarse for the box (plain C4 and a 4 px object): growing it would teach a wrong size
+        taken[k][p] = True
         out[k][0][p] = labels[k][j]
-        out[k][1][p] = torch.stack([x - boxes[j, 0], y - boxes[j, 1], boxes[j, 2] - x, boxes[j, 3] - y]).clamp(min=MIN_DIST)
+        out[k][1][p] = d.clamp(min=MIN_DIST)
         out[k][2][p] = 1.0
     return out
 
