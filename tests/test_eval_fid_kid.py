@@ -9,7 +9,7 @@ import torch
 
 import deepatlas.eval.fid as fid_module
 from deepatlas.data.base import DataConfig, load_dataset
-from deepatlas.eval.feature_classifier import accuracy, cache_folder, feature_net
+from deepatlas.eval.feature_classifier import accuracy, cache_folder, feature_net, floor_pool
 from deepatlas.eval.fid import features, frechet_distance, gaussian_stats
 from deepatlas.eval.kid import cubic_kernel, kid
 
@@ -102,7 +102,7 @@ def digits_net(tmp_path, monkeypatch):
 def test_feature_cache_round_trip_and_key(digits_net, tmp_path, monkeypatch):
     data, net = digits_net
     folder = cache_folder(data, net, 0)
-    assert folder.parent == tmp_path and "digits-1x8x8-cnn2-w32-f128-seed0" in folder.name
+    assert folder.parent == tmp_path and "digits-1x8x8-cnn2-w32-f128-seed0-holdout359" in folder.name
     assert (folder / "info.json").exists() and list(folder.glob("checkpoints/*/model.safetensors"))
     import deepatlas.train.trainer
 
@@ -127,12 +127,12 @@ def test_features_are_deterministic_and_per_image(digits_net):
     assert 0.3 < accuracy(net, data.test["x"], data.test["y"])  # 20 steps already beat chance (0.1)
 
 
-def test_floor_is_fid_of_the_seeded_train_draw(digits_net, monkeypatch):
+def test_floor_is_fid_of_the_held_out_train_images(digits_net, monkeypatch):
     data, net = digits_net
     monkeypatch.setattr(fid_module, "feature_net", lambda d: net)
     monkeypatch.setattr(fid_module, "_REFERENCES", {})
     n = 100
-    idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(fid_module.FLOOR_SEED))[:n]
+    idx = floor_pool(data)[1][:n]
     real = fid_module.fid_against_test(data.train.get(idx)["x"], data)
     assert real["fid"] == pytest.approx(real["fid_real"]) and real["kid"] == pytest.approx(real["kid_real"])
     assert real["n_real"] == n == real["fid_n_samples"] and real["fid_n_reference"] == len(data.test)
@@ -150,3 +150,44 @@ def test_feature_network_accuracy(name, threshold, tmp_path, monkeypatch):
     data = load_dataset(DataConfig(name=name))
     net = feature_net(data)
     assert accuracy(net, data.test["x"], data.test["y"]) >= threshold
+
+
+def test_the_feature_network_never_trains_on_the_floor_images(tmp_path, monkeypatch):
+    """The floor is real images the network has not seen: fit gets the train split less the pool."""
+    import deepatlas.train.trainer
+
+    monkeypatch.setenv("DEEPATLAS_CACHE", str(tmp_path))
+    data = load_dataset(DataConfig(name="digits"))
+    learn, pool = floor_pool(data)
+    assert len(pool) == len(data.test) == 359 and len(learn) + len(pool) == len(data.train)
+    assert not set(learn.tolist()) & set(pool.tolist())
+    seen = {}
+    real_fit = deepatlas.train.trainer.fit
+
+    def recording_fit(net, dataset, *a, **k):
+        seen["x"] = dataset.train["x"]
+        return real_fit(net, dataset, *a, **k)
+
+    monkeypatch.setattr(deepatlas.train.trainer, "fit", recording_fit)
+    feature_net(data, steps=2)
+    trained_on = {tuple(x.flatten().tolist()) for x in seen["x"]}
+    held_out = [tuple(x.flatten().tolist()) for x in data.train.get(pool)["x"]]
+    assert len(seen["x"]) == len(learn)
+    assert sum(x in trained_on for x in held_out) <= 3  # digits has a few exact duplicate images, no more
+
+
+def test_floor_n_is_capped_at_the_pool(digits_net, monkeypatch):
+    data, net = digits_net
+    monkeypatch.setattr(fid_module, "feature_net", lambda d: net)
+    monkeypatch.setattr(fid_module, "_REFERENCES", {})
+    assert fid_module.reference(data).floor(5000)["n_real"] == len(floor_pool(data)[1])
+
+
+def test_more_samples_than_the_pool_are_also_compared_at_the_pool_size(digits_net, monkeypatch):
+    data, net = digits_net
+    monkeypatch.setattr(fid_module, "feature_net", lambda d: net)
+    monkeypatch.setattr(fid_module, "_REFERENCES", {})
+    x = data.train["x"][:500]
+    r = fid_module.fid_against_test(x, data)
+    first = fid_module.fid_against_test(x[: r["n_real"]], data)
+    assert r["n_real"] == 359 and r["fid_at_n_real"] == pytest.approx(first["fid"]) and "fid_at_n_real" not in first

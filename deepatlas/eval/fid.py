@@ -3,8 +3,9 @@
 here on the features of our in-domain classifier (eval/feature_classifier.py), so values are comparable within
 deepatlas for one dataset and sample count, not with Inception-based FIDs in papers.
 
-Every FID is reported beside its real-vs-real floor at the same n: the FID of n real *train* images
-(a fixed seeded draw, disjoint from the test split) against the same test-split reference. FID's
+Every FID is reported beside its real-vs-real floor at the same n: the FID of n real train images that
+the feature network never saw (its held-out pool, feature_classifier.floor_pool) against the same
+test-split reference; n is capped at the pool's size. FID's
 covariance estimate is biased at small n, so the floor is far from 0 there; a model is judged by its
 ratio to the floor. KID (eval/kid.py) is reported the same way; its floor has expectation 0."""
 
@@ -16,10 +17,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from deepatlas.eval.feature_classifier import accuracy, feature_net
+from deepatlas.eval.feature_classifier import accuracy, feature_net, floor_pool
 from deepatlas.eval.kid import kid, mean_offdiagonal
-
-FLOOR_SEED = 0  # which train images form the real side of the floor
 
 
 def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
@@ -65,12 +64,11 @@ class Reference:
         return {"fid": frechet_distance(*gaussian_stats(f), self.mu, self.sigma), "kid": kid(f, self.f, self.kyy)}
 
     def floor(self, n: int) -> dict[str, float]:
-        """FID and KID of n real train images (seeded draw) against the test reference."""
-        train = self.dataset.train
-        n = min(n, len(train))
+        """FID and KID of the first n held-out train images (at most the pool's size) against the test reference."""
+        pool = floor_pool(self.dataset)[1]
+        n = min(n, len(pool))
         if n not in self.floors:
-            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
-            r = self.compare(features(self.net, train.get(idx)["x"]))
+            r = self.compare(features(self.net, self.dataset.train.get(pool[:n])["x"]))
             self.floors[n] = {"fid_real": r["fid"], "kid_real": r["kid"], "n_real": n}
         return self.floors[n]
 
@@ -86,11 +84,16 @@ def reference(dataset) -> Reference:
 
 
 def fid_against_test(samples: torch.Tensor, dataset) -> dict[str, float]:
-    """FID and KID of `samples` (N, C, H, W) in [-1, 1] against the test split, each beside its floor at
-    the same N (fid_real, kid_real: real train images, see the module docstring)."""
+    """FID and KID of `samples` (N, C, H, W) in [-1, 1] against the test split, each beside its floor
+    (fid_real, kid_real: n_real held-out train images, see the module docstring). n_real = N unless the
+    pool is smaller (digits: 359); then fid_at_n_real / kid_at_n_real are the first n_real samples' values."""
     if len(samples) < 2:
         raise ValueError(f"FID/KID need at least 2 samples, got {len(samples)}")
     ref = reference(dataset)
-    r = ref.compare(features(ref.net, samples))
-    return {**r, **ref.floor(len(samples)), "fid_n_samples": len(samples), "fid_n_reference": len(ref.f),
+    f = features(ref.net, samples)
+    r, floor = ref.compare(f), ref.floor(len(samples))
+    if floor["n_real"] < len(samples):  # more samples than held-out real images: also compare at the floor's n
+        same = ref.compare(f[: floor["n_real"]])
+        r.update(fid_at_n_real=same["fid"], kid_at_n_real=same["kid"])
+    return {**r, **floor, "fid_n_samples": len(samples), "fid_n_reference": len(ref.f),
             "feature_dim": ref.f.shape[1], "feature_classifier_test_acc": ref.acc}
