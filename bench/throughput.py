@@ -135,11 +135,18 @@ def rss_rise(fn: Callable, reps: int = 2) -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
 
 
-def step_flops(fn: Callable) -> int:
+def step_flops(fn: Callable) -> int | None:
+    """FLOPs of one call of fn; None where the counter cannot follow it (FlopCounterMode refuses the
+    double backward of WGAN-GP's gradient penalty: "A leaf node was passed to _will_engine_execute_node")."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as fc:
-        fn()
+    try:
+        with FlopCounterMode(display=False) as fc:
+            fn()
+    except RuntimeError as e:
+        if "_will_engine_execute_node" not in str(e):
+            raise
+        return None
     return fc.get_total_flops()
 
 
@@ -483,19 +490,15 @@ def table(results: list[dict], peaks: dict[int, dict]) -> str:
             rows.append(f"| {r['case']} | {r['threads']} | error: {r['error'][:80]} |" + " |" * 10)
             continue
         pk = peaks.get(r["threads"], {}).get("peak_gflops", float("nan"))
-        util = r["step_flops"] * r["train_steps_per_s"] / 1e9 / pk
+        flops = r["step_flops"]
+        gflop = "n/a" if flops is None else f"{flops / 1e9:.3g}"
+        util = "n/a" if flops is None else f"{flops * r['train_steps_per_s'] / 1e9 / pk:.0%}"
         unit = "tok" if r["unit"] == "tokens" else "ex"
+        peer = (f"{r.get('peer', '-')} | {r['train_ratio']:.2f} | " + (f"{r['sample_ratio']:.2f}" if "sample_ratio" in r else "-")
+                if "train_ratio" in r else "- | - | -")
         rows.append(f"| {r['case']} | {r['threads']} | {r['batch']} | {r['train_steps_per_s']:.2f} | "
                     f"{r['train_units_per_s']:.0f} {unit} | {r['samples_per_s']:.2f} ({r['sample_n']}) | "
-                    f"{r['mem_mib']:.0f} | {r['step_flops'] / 1e9:.3g} | {util:.0%} | {r.get('peer', '-')} | "
-                    f"{r['train_ratio']:.2f}" if "train_ratio" in r else
-                    f"| {r['case']} | {r['threads']} | {r['batch']} | {r['train_steps_per_s']:.2f} | "
-                    f"{r['train_units_per_s']:.0f} {unit} | {r['samples_per_s']:.2f} ({r['sample_n']}) | "
-                    f"{r['mem_mib']:.0f} | {r['step_flops'] / 1e9:.3g} | {util:.0%} | - | -")
-        if "train_ratio" in r:
-            rows[-1] += f" | {r['sample_ratio']:.2f}" if "sample_ratio" in r else " | -"
-        else:
-            rows[-1] += " | -"
+                    f"{r['mem_mib']:.0f} | {gflop} | {util} | {peer}")
         rows[-1] += f" | {r['default_run_minutes_extrapolated']:.1f} ({r['default_steps']} steps) |"
     return "\n".join(rows)
 
