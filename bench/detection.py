@@ -81,7 +81,7 @@ def main() -> None:
             if neck == "plain" and not extra:
                 for tag, limit in (("pyramid", 0.0), ("pyramid-ranges", 12.0)):
                     t0 = time.perf_counter()
-                    r = method.evaluate(data, args.n_test, scales=PYRAMID, pyramid_max_size=limit)
+                    r = method.evaluate(data, args.n_test, opts=method.SampleConfig(scales=list(PYRAMID)), pyramid_max_size=limit)
                     results[f"{key}+{tag}"] = {**r, "train_s": results[key]["train_s"],
                                                "eval_s": round(time.perf_counter() - t0, 1), "params": row["params"]}
                     print(f"{key}+{tag}", json.dumps(results[f"{key}+{tag}"]), flush=True)

@@ -33,7 +33,7 @@ from deepatlas.vision.detector import Detector, DetectorConfig, Level
 
 FPN_RANGES = ((0.0, 8.0), (8.0, 16.0), (16.0, math.inf))
 MIN_DIST = 0.1  # pixels: the smallest side distance a fallback location's target may have
-MAX_GROW = 0.25  # a fallback location may lie outside its box by at most this fraction of max(w, h)
+MAX_GROW = 0.25  # default: a fallback location may lie outside its box by at most this fraction of max(w, h)
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -87,7 +87,8 @@ def _assign(points, boxes, labels, m_range):
     return cls, ltrb[torch.arange(len(points), device=points.device), best], torch.where(found, best, -1)
 
 
-def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[torch.Tensor], m_ranges: list) -> list:
+def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[torch.Tensor], m_ranges: list,
+                  max_grow: float = MAX_GROW) -> list:
     """One image over all maps: points[k] (P_k, 2), boxes (M, 4), labels[k] (M,) (the objects map k may take),
     m_ranges[k] -> per map (class (P_k,), (l, t, r, b) (P_k, 4), centerness target (P_k,)).
 
@@ -96,7 +97,7 @@ def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[
     the map its half-size max(w, h) / 2 falls in. That location may lie just outside the box (by less than
     half a stride): its distances are clamped to >= MIN_DIST, i.e. the target box grows to reach it, and
     its centerness target is 1, since it stands for the object's centre. Only where the growth is at most
-    MAX_GROW of the box's size: with FPN every object qualifies (a >= 3 px box on P2, stride 4); a single
+    `max_grow` of the box's size (negative: no fallback at all): with FPN every object qualifies (a >= 3 px box on P2, stride 4); a single
     coarse map (plain C4, stride 16) keeps small boxes without a location, as FCOS without FPN does."""
     out, covered = [], torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
     for pts, lab, rng in zip(points, labels, m_ranges):
@@ -116,7 +117,7 @@ def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[
         p = int(d2.argmin())
         x, y = points[k][p]
         d = torch.stack([x - boxes[j, 0], y - boxes[j, 1], boxes[j, 2] - x, boxes[j, 3] - y])
-        if float(-d.min()) > MAX_GROW * 2 * half:
+        if max_grow < 0 or float(-d.min()) > max_grow * 2 * half:
             continue  # the map is too coarse for the box (plain C4 and a 4 px object): growing it would teach a wrong size
         taken[k][p] = True
         out[k][0][p] = labels[k][j]
@@ -132,6 +133,8 @@ class FCOS(Detector):
         focal_alpha: float = option(0.25, "focal loss α", low=0.0, high=1.0)
         focal_gamma: float = option(2.0, "focal loss γ", low=0.0)
         candidates: int = option(100, "top candidates per map before NMS", low=1)
+        fallback_grow: float = option(MAX_GROW, "an object with no location inside it takes the nearest one if that lies "
+                                      "outside the box by at most this fraction of its size (-1: never)", low=-1.0)
 
     fpn_levels = (0, 1, 2)  # P2, P3, P4
     defaults = {**Detector.defaults, "model": {"nms_iou": 0.6}}
@@ -160,7 +163,8 @@ class FCOS(Detector):
         pts = [locations(o["cls"].shape[2], o["cls"].shape[3], lv.stride, lv.feat.device) for o, lv in zip(outs, levels)]
         labs = [self.in_range(boxes, labels, lv.size_range) for lv in levels]
         ranges = [self.m_range(lv, len(levels)) for lv in levels]
-        per_img = [assign_levels(pts, boxes[i], [lab[i] for lab in labs], ranges) for i in range(len(boxes))]
+        per_img = [assign_levels(pts, boxes[i], [lab[i] for lab in labs], ranges, self.cfg.fallback_grow)
+                   for i in range(len(boxes))]
         cls_t = torch.cat([torch.stack([img[k][0] for img in per_img]) for k in range(len(levels))], 1)  # (N, P)
         ltrb_t = torch.cat([torch.stack([img[k][1] for img in per_img]) for k in range(len(levels))], 1)  # (N, P, 4)
         ctr_t = torch.cat([torch.stack([img[k][2] for img in per_img]) for k in range(len(levels))], 1)  # (N, P)
