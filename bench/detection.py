@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--necks", nargs="+", default=list(NECKS))
     ap.add_argument("--n-test", type=int, default=500)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="extra model-config fields (strings), e.g. radius_rule=cornernet; runs get a suffix")
+                    help="extra model-config fields, converted to the field's type, e.g. radius_rule=cornernet or fallback_grow=-1; runs get a suffix")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -58,7 +58,8 @@ def main() -> None:
             extra = dict(kv.split("=", 1) for kv in args.set)
             key = f"{name}-{neck}" + "".join(f"+{k}={v}" for k, v in extra.items())
             run_dir = args.out / key
-            model_cfg = spec.Config(**{**spec.defaults.get("model", {}), **NECKS[neck], **extra})
+            typed = {k: type(getattr(spec.Config(), k))(v) for k, v in extra.items()}  # "-1" -> -1.0 for a float field
+            model_cfg = spec.Config(**{**spec.defaults.get("model", {}), **NECKS[neck], **typed})
             cfg = RunConfig(name, data_cfg, model_cfg, train_cfg)
             method = build_method(cfg, data)
             saved = Checkpointer(run_dir).load() if run_dir.exists() else None
