@@ -131,15 +131,19 @@ def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
 
 
 def test_fcos_fallback_does_not_grow_a_box_on_a_coarse_map():
-    """A 3 px box that holds no location centre on either map (centres at 16k + 8 and 4k + 2). On one stride-16
-    map the nearest centre is 2.5 px outside it: no fallback (it would teach a box ~2.7x too big); on P2
-    (stride 4) it takes the nearest centre, 0.5 px outside, with centerness target 1."""
-    box, lab = torch.tensor([[42.5, 42.5, 45.5, 45.5]]), torch.tensor([2])
+    """A 3.5 px box that holds no location centre on either map (centres at 16k + 8 and 4k + 2). On one
+    stride-16 map the nearest centre is 2.25 px outside it: no fallback (it would teach a box ~2.3x too big);
+    on P2 (stride 4) it takes the nearest centre, 0.25 px outside (7% of its size), with centerness target 1.
+    A limit below 7% refuses that too, and -1 turns the fallback off."""
+    box, lab = torch.tensor([[42.25, 42.25, 45.75, 45.75]]), torch.tensor([2])
     (cls16, _, _), = FC.assign_levels([FC.locations(6, 6, 16)], box, [lab], [(0, math.inf)])
     assert (cls16 < 0).all()
     (cls4, ltrb4, ctr4), = FC.assign_levels([FC.locations(24, 24, 4)], box, [lab], [(0, math.inf)])
     assert int((cls4 == 2).sum()) == 1 and ctr4[cls4 == 2].item() == 1.0
     assert (ltrb4[cls4 == 2] >= FC.MIN_DIST).all()
+    for limit in (0.05, -1.0):
+        (cls, _, _), = FC.assign_levels([FC.locations(24, 24, 4)], box, [lab], [(0, math.inf)], max_grow=limit)
+        assert (cls < 0).all()
 
 
 def test_ltrb_iou_equals_box_iou():

@@ -9,7 +9,8 @@ maps P2, P3, P4 (strides 4, 8, 16) take m in [0, 8], [8, 16], [16, ∞) pixels: 
 rescaled to our 96-pixel canvas. Without FPN one map (C4, stride 16) takes every object.
 A box smaller than a stride can hold no location centre at all (about a quarter of the 3-5 pixel
 boxes of our scenes did, and were never trained on): such an object takes the location nearest its
-centre on its size's map (`assign_levels`), so every object has at least one positive.
+centre on its size's map, if that location lies outside the box by at most 10% of its size
+(`assign_levels`, `--model-fallback-grow`); with FPN every object of our scenes then has a positive.
 
 Loss = focal(classes) / N_pos + mean over positives of [-ln IoU(pred, box)] + BCE(centerness),
   focal: FL(p_t) = -α_t (1 - p_t)^γ ln p_t, α = 0.25, γ = 2 (classes as independent sigmoids);
@@ -33,7 +34,7 @@ from deepatlas.vision.detector import Detector, DetectorConfig, Level
 
 FPN_RANGES = ((0.0, 8.0), (8.0, 16.0), (16.0, math.inf))
 MIN_DIST = 0.1  # pixels: the smallest side distance a fallback location's target may have
-MAX_GROW = 0.25  # default: a fallback location may lie outside its box by at most this fraction of max(w, h)
+MAX_GROW = 0.1  # default: a fallback location may lie outside its box by at most this fraction of max(w, h)
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -97,8 +98,9 @@ def assign_levels(points: list[torch.Tensor], boxes: torch.Tensor, labels: list[
     the map its half-size max(w, h) / 2 falls in. That location may lie just outside the box (by less than
     half a stride): its distances are clamped to >= MIN_DIST, i.e. the target box grows to reach it, and
     its centerness target is 1, since it stands for the object's centre. Only where the growth is at most
-    `max_grow` of the box's size (negative: no fallback at all): with FPN every object qualifies (a >= 3 px box on P2, stride 4); a single
-    coarse map (plain C4, stride 16) keeps small boxes without a location, as FCOS without FPN does."""
+    `max_grow` of the box's size (negative: no fallback at all). On our scenes with FPN every object then
+    has a positive (tested on a scene batch); a single coarse map (plain C4, stride 16) keeps most small
+    boxes without one, as FCOS without FPN does: growing them taught wrong sizes (bench/RESULTS.md)."""
     out, covered = [], torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
     for pts, lab, rng in zip(points, labels, m_ranges):
         cls, ltrb, obj = _assign(pts, boxes, lab, rng)
