@@ -13,7 +13,8 @@ from deepatlas.data.base import DataConfig
 from deepatlas.errors import UserError
 from deepatlas.representation.mi_bounds import (correlated_gaussians, dv_bound, gaussian_log_ratio, gaussian_mi,
                                                 infonce_bound, nwj_bound)
-from deepatlas.representation.mi_estimation import MIEstimator, load, parse_variant
+from deepatlas.data.correlated_gaussians import load, parse_variant
+from deepatlas.representation.mi_estimation import MIEstimator
 from deepatlas.train.config import TrainConfig
 from deepatlas.train.trainer import fit
 

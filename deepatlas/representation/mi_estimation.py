@@ -1,7 +1,7 @@
 """Estimating mutual information with a trained critic (the `mi` method), on data whose MI is known.
 
-The `correlated-gaussians` dataset holds pairs x, y in R^dim with y = rho x + sqrt(1 - rho^2) eps
-(--data-variant "rho=0.5,dim=5"), so I(X; Y) = -dim/2 log(1 - rho^2) is known. The `mi` method trains a
+On the `correlated-gaussians` dataset (deepatlas/data/correlated_gaussians.py) I(X; Y) = -dim/2 log(1 - rho^2)
+is known. The `mi` method trains a
 critic by maximising one lower bound of mi_bounds.py on each batch of N pairs (N = the batch size);
 `deepatlas eval` reports every bound of the trained critic on test batches beside the true value.
 """
@@ -14,39 +14,10 @@ from dataclasses import dataclass
 import torch
 
 from deepatlas.config import option
-from deepatlas.data.base import DataConfig, DataInfo, Dataset, TensorData
 from deepatlas.errors import UserError
 from deepatlas.method import Method
-from deepatlas.registry import register_dataset, register_method
-from deepatlas.representation.mi_bounds import (ConcatCritic, MineBound, SeparableCritic, correlated_gaussians,
-                                                dv_bound, gaussian_mi, infonce_bound, nwj_bound)
-
-
-def parse_variant(variant: str) -> tuple[float, int]:
-    values = {"rho": 0.5, "dim": 5}
-    for part in filter(None, variant.replace(" ", "").split(",")):
-        key, _, val = part.partition("=")
-        if key not in values or not val:
-            raise UserError(f"--data-variant '{variant}': expected e.g. 'rho=0.5,dim=5'")
-        try:
-            values[key] = float(val) if key == "rho" else int(val)
-        except ValueError:
-            raise UserError(f"--data-variant '{variant}': {key} must be a number") from None
-    if not -1 < values["rho"] < 1 or values["dim"] < 1:
-        raise UserError(f"--data-variant '{variant}': need -1 < rho < 1 and dim >= 1")
-    return values["rho"], values["dim"]
-
-
-@register_dataset("correlated-gaussians", "representation",
-                  "pairs (x, y) with per-dimension correlation rho (known MI); --variant rho=0.5,dim=5",
-                  fields=("variant", "size", "seed"))
-def load(cfg: DataConfig) -> Dataset:
-    rho, dim = parse_variant(cfg.variant)
-    g = torch.Generator().manual_seed(cfg.seed)
-    xtr, ytr = correlated_gaussians(cfg.size or 50_000, dim, rho, g)
-    xte, yte = correlated_gaussians(10_000, dim, rho, g)
-    info = DataInfo("pairs", (dim,), 0, {"rho": rho, "dim": dim, "mi": gaussian_mi(rho, dim)})
-    return Dataset("correlated-gaussians", info, TensorData(x=xtr, y=ytr), TensorData(x=xte, y=yte))
+from deepatlas.registry import register_method
+from deepatlas.representation.mi_bounds import ConcatCritic, MineBound, SeparableCritic, dv_bound, infonce_bound, nwj_bound
 
 
 @register_method("mi", "representation", "MI estimation with a critic: InfoNCE, NWJ or MINE lower bound (correlated-gaussians)")
