@@ -58,6 +58,7 @@ class Reference:
         self.mu, self.sigma = gaussian_stats(self.f)
         self.kyy = mean_offdiagonal(self.f.double())
         self.acc = accuracy(net, dataset.test["x"], dataset.test["y"])
+        self.pool = floor_pool(dataset)[1]  # the held-out train images the floor is drawn from
         self.floors: dict[int, dict[str, float]] = {}
 
     def compare(self, f: torch.Tensor) -> dict[str, float]:
@@ -65,10 +66,9 @@ class Reference:
 
     def floor(self, n: int) -> dict[str, float]:
         """FID and KID of the first n held-out train images (at most the pool's size) against the test reference."""
-        pool = floor_pool(self.dataset)[1]
-        n = min(n, len(pool))
+        n = min(n, len(self.pool))
         if n not in self.floors:
-            r = self.compare(features(self.net, self.dataset.train.get(pool[:n])["x"]))
+            r = self.compare(features(self.net, self.dataset.train.get(self.pool[:n])["x"]))
             self.floors[n] = {"fid_real": r["fid"], "kid_real": r["kid"], "n_real": n}
         return self.floors[n]
 
