@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,17 +47,10 @@ def manual_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, sc
     return torch.softmax(s, -1) @ v
 
 
-class attention(object):
-    """Context: route F.scaled_dot_product_attention to `fn` (the model modules call it through F)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __enter__(self):
-        F.scaled_dot_product_attention = self.fn
-
-    def __exit__(self, *exc):
-        F.scaled_dot_product_attention = SDPA
+def attention(variant: str):
+    """Context: the attention function of `variant` behind F.scaled_dot_product_attention, which the model
+    modules call through F."""
+    return mock.patch.object(F, "scaled_dot_product_attention", manual_attention if variant == "manual attention" else SDPA)
 
 
 def first_loss(method, batch) -> float:
@@ -78,20 +72,20 @@ def run(name: str, rounds: int, reps: int) -> dict:
     except Exception as e:  # noqa: BLE001 - a build failure is a result here
         res["compile_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         loss_c = None
-    loss_e = first_loss(variants["eager (sdpa)"], batch)
-    with attention(manual_attention):
-        loss_m = first_loss(variants["manual attention"], batch)
-    res["loss"] = {"eager (sdpa)": loss_e, "manual attention": loss_m, "torch.compile": loss_c}
+    res["loss"] = {"torch.compile": loss_c}
+    for k in ("eager (sdpa)", "manual attention"):
+        with attention(k):
+            res["loss"][k] = first_loss(variants[k], batch)
     steps = {k: trainer_step(m, tcfg) for k, m in variants.items()}
     for k, step in steps.items():  # warm-up: the compiled variant builds its backward graph here
-        with attention(manual_attention if k == "manual attention" else SDPA):
+        with attention(k):
             t = time.perf_counter()
             step(batch)
             res.setdefault("first_step_s", {})[k] = round(time.perf_counter() - t, 1)
     times = {k: [] for k in steps}
     for _ in range(rounds):
         for k, step in steps.items():
-            with attention(manual_attention if k == "manual attention" else SDPA):
+            with attention(k):
                 t = time.perf_counter()
                 for _ in range(reps):
                     step(batch)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from deepatlas.config import add_arguments
 from deepatlas.data.base import DataConfig, load_dataset
 from deepatlas.registry import get
 from deepatlas.train.checkpoint import Checkpointer
@@ -58,7 +59,7 @@ def main() -> None:
             extra = dict(kv.split("=", 1) for kv in args.set)
             key = f"{name}-{neck}" + "".join(f"+{k}={v}" for k, v in extra.items())
             run_dir = args.out / key
-            typed = {k: type(getattr(spec.Config(), k))(v) for k, v in extra.items()}  # "-1" -> -1.0 for a float field
+            typed = model_overrides(spec.Config, extra)
             model_cfg = spec.Config(**{**spec.defaults.get("model", {}), **NECKS[neck], **typed})
             cfg = RunConfig(name, data_cfg, model_cfg, train_cfg)
             method = build_method(cfg, data)
@@ -89,6 +90,22 @@ def main() -> None:
             results_path.parent.mkdir(parents=True, exist_ok=True)
             results_path.write_text(json.dumps(results, indent=1))
     print(table(results))
+
+
+def model_overrides(cls: type, extra: dict[str, str]) -> dict:
+    """FIELD=VALUE strings -> typed values, parsed as `deepatlas train --model-FIELD VALUE` parses them
+    (types, choices; a bool is true/false)."""
+    parser = argparse.ArgumentParser(prog="--set", add_help=False)
+    add_arguments(parser, cls)
+    defaults = cls()
+    argv = []
+    for k, v in extra.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(getattr(defaults, k, None), bool):
+            argv.append(flag if v.lower() in ("1", "true", "yes") else "--no-" + k.replace("_", "-"))
+        else:
+            argv += [flag, v]
+    return vars(parser.parse_args(argv))
 
 
 def table(results: dict) -> str:
