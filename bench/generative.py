@@ -40,7 +40,7 @@ def report(name, **kw):
 
 
 def part_ar(args):
-    from deepatlas.generative.autoregressive.method import FVSBNMethod, MADEMethod, NADEMethod
+    from deepatlas.generative.autoregressive.autoregressive_method import FVSBNMethod, MADEMethod, NADEMethod
 
     data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))
     plans = [("fvsbn", FVSBNMethod, FVSBNMethod.Config(), 1500, 3e-3),
@@ -94,7 +94,7 @@ def part_vae(args):
 
 
 def part_flows(args):
-    from deepatlas.generative.flows.method import MAF, Glow, RealNVP
+    from deepatlas.generative.flows.flow_method import MAF, Glow, RealNVP
 
     data = load_dataset(DataConfig(name="fashion-mnist"))
     plans = [("realnvp", RealNVP, RealNVP.Config(steps=2, levels=2, hidden=32)),
@@ -235,7 +235,7 @@ def moons_log_prob(x, n_angles=4096):
 
 def part_flows_moons(args):
     """The three flow families on two moons, same loop, batches and budget: planar, MAF, RealNVP."""
-    from deepatlas.generative.flows.method import MAF, PlanarFlow, RealNVP
+    from deepatlas.generative.flows.flow_method import MAF, PlanarFlow, RealNVP
 
     data, x_test = _moons()
     report("data-generating density (numerical)", test_nll_nats=round(-moons_log_prob(x_test).mean().item(), 3))
@@ -253,7 +253,7 @@ def part_peers_flows(args):
     need("normflows")
     import normflows as nf
 
-    from deepatlas.generative.flows.method import RealNVP
+    from deepatlas.generative.flows.flow_method import RealNVP
 
     data, x_test = _moons()
     steps, K, H = int(2000 * args.scale), 8, 64
@@ -280,7 +280,7 @@ def part_peers_maf(args):
     from nflows.flows import Flow
     from nflows.transforms import CompositeTransform, MaskedAffineAutoregressiveTransform, ReversePermutation
 
-    from deepatlas.generative.flows.method import MAF
+    from deepatlas.generative.flows.flow_method import MAF
 
     data, x_test = _moons()
     steps, K, H = int(2000 * args.scale), 5, 64
@@ -308,7 +308,8 @@ def part_peers_vae(args):
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
     from deepatlas.generative.iwae import elbo, iwae_bound
-    from deepatlas.generative.vae import VAE, gaussian_log_prob
+    from deepatlas.generative.densities import gaussian_log_prob
+    from deepatlas.generative.vae import VAE
     from deepatlas.nn.mlp import mlp
 
     data = load_dataset(DataConfig(name="fashion-mnist", binarize=True))

@@ -10,7 +10,7 @@ import torch
 from deepatlas.data.base import DataInfo
 from deepatlas.errors import UserError
 from deepatlas.generative.autoregressive.made import MADE
-from deepatlas.generative.autoregressive.method import FVSBNMethod, MADEMethod, NADEMethod
+from deepatlas.generative.autoregressive.autoregressive_method import FVSBNMethod, MADEMethod, NADEMethod
 
 INFO = DataInfo("vector", (10,), extra={"binary": True})
 ALL = torch.tensor(list(itertools.product([0.0, 1.0], repeat=10)))  # (1024, 10)

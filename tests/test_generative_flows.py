@@ -141,7 +141,7 @@ def test_dequantisation_roundtrip_and_bits_per_dim_of_uniform():
 def test_realnvp_method_learns_moons():
     from deepatlas.data.base import DataConfig
     from deepatlas.data.toy2d import load
-    from deepatlas.generative.flows.method import RealNVP
+    from deepatlas.generative.flows.flow_method import RealNVP
     from deepatlas.train.config import TrainConfig
     from deepatlas.train.trainer import fit
     import tempfile
@@ -161,7 +161,7 @@ def test_realnvp_method_learns_moons():
 
 def test_flows_refuse_binary_data():
     from deepatlas.errors import UserError
-    from deepatlas.generative.flows.method import Glow
+    from deepatlas.generative.flows.flow_method import Glow
 
     with pytest.raises(UserError, match="binarize"):
         Glow(Glow.Config(), DataInfo("image", (1, 8, 8), 10, {"binary": True}))
@@ -169,7 +169,7 @@ def test_flows_refuse_binary_data():
 
 def test_too_many_levels_is_a_user_error():
     from deepatlas.errors import UserError
-    from deepatlas.generative.flows.method import Glow
+    from deepatlas.generative.flows.flow_method import Glow
 
     with pytest.raises(UserError, match="--model-levels"):
         Glow(Glow.Config(levels=3), DataInfo("image", (1, 28, 28), 10, {"levels": 256}))
@@ -195,7 +195,7 @@ def test_log_prob_stays_on_the_device_of_the_input(name):
 
 
 def test_draw_stays_on_the_device_of_the_flow():
-    from deepatlas.generative.flows.method import RealNVP
+    from deepatlas.generative.flows.flow_method import RealNVP
 
     m = RealNVP(RealNVP.Config(steps=2, hidden=8), DataInfo("vector", (2,))).to("meta")
     assert m.sample(3, torch.Generator().manual_seed(0)).device.type == "meta"

@@ -8,7 +8,8 @@ import torch
 
 from deepatlas.data.base import DataInfo
 from deepatlas.generative.iwae import elbo, iwae_bound
-from deepatlas.generative.vae import VAE, gaussian_log_prob
+from deepatlas.generative.densities import gaussian_log_prob
+from deepatlas.generative.vae import VAE
 
 
 class LinearGaussian:

@@ -40,7 +40,7 @@ def test_sft_never_masks_the_prompt():
     import torch
 
     from deepatlas.data.base import DataConfig, load_dataset
-    from deepatlas.discrete.mdlm import LLaDA
+    from deepatlas.discrete.masked_diffusion_lm import LLaDA
 
     d = load_dataset(DataConfig(name="reversal", variant="sft", size=32))
     m = LLaDA(LLaDA.Config(d_model=16, n_layers=1, n_heads=2), d.info)
@@ -55,3 +55,35 @@ def test_sft_never_masks_the_prompt():
     xs = torch.cat(seen)
     assert (xs[:, :p] != m.mask_id).all() and (xs[:, p:] == m.mask_id).any()
     assert out["loss"] > 0
+
+
+def test_infill_is_a_declared_capability():
+    """`can_infill` says which text models fill masked positions anywhere: those fill exactly the unknown
+    positions (the rest stay as given), the others refuse, and the reversal task reports infilling only
+    for the first."""
+    import torch
+
+    from deepatlas import registry
+    from deepatlas.data.base import DataConfig, load_dataset
+    from deepatlas.language.language_model import LanguageModel
+    from deepatlas.language.reversal import reversal_accuracy
+
+    d = load_dataset(DataConfig(name="reversal", size=16))
+    kinds = {}
+    for name, e in registry.table("method").items():
+        if not issubclass(e.obj, LanguageModel):
+            continue
+        cfg = e.obj.Config(order=2) if name == "ngram" else e.obj.Config(d_model=16, n_layers=1, n_heads=2)
+        m = e.obj(cfg, d.info).eval()
+        kinds[name] = m.can_infill
+        x = d.test["x"][:3]
+        known = torch.ones_like(x, dtype=torch.bool)
+        known[:, 2:5] = False
+        if m.can_infill:
+            y = m.infill(x, known)
+            assert torch.equal(y[known], x[known]) and (y[~known] < m.vocab).all()
+        else:
+            with pytest.raises(NotImplementedError):
+                m.infill(x, known)
+        assert ("infill_reverse_accuracy" in reversal_accuracy(m, d, limit=4)) == m.can_infill
+    assert kinds["mdlm"] and kinds["llada"] and not kinds["ar"] and not kinds["bd3lm"] and len(kinds) == 7

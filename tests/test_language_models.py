@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from deepatlas.language.ngram import KneserNey
+from deepatlas.language.kneser_ney import KneserNey
 from deepatlas.language.sampling import filter_logits
 from deepatlas.nn.transformer import Transformer
 

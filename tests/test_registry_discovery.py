@@ -16,7 +16,7 @@ from deepatlas.method import Method
 
 PACKAGE = Path(registry.__file__).parent
 # Method subclasses that are tools of another part, not methods a user trains (with the reason)
-NOT_USER_METHODS = {"deepatlas.eval.feature_classifier.FeatureCNN": "FID's in-domain feature network, trained by eval/fid.py"}
+NOT_USER_METHODS = {"deepatlas.eval.feature_classifier.FeatureClassifier": "FID's in-domain feature network, trained by eval/fid.py"}
 
 
 def test_discovery_finds_every_module_file():

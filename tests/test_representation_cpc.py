@@ -9,7 +9,8 @@ from torch import nn
 
 from deepatlas.data.base import DataConfig, DataInfo
 from deepatlas.errors import UserError
-from deepatlas.representation.cpc import CPC, cpc_loss, patch_grid
+from deepatlas.representation.cpc import CPC
+from deepatlas.representation.cpc_loss import cpc_loss, patch_grid
 from deepatlas.data.sines import load as load_sines
 from deepatlas.train.config import TrainConfig
 from deepatlas.train.trainer import fit

@@ -4,7 +4,7 @@ and pair mining from labels."""
 import pytest
 import torch
 
-from deepatlas.representation.margin_contrastive import margin_contrastive_loss, mine_pairs
+from deepatlas.representation.margin_loss import margin_contrastive_loss, mine_pairs
 
 
 def _grad(z1, z2, same, **kw):

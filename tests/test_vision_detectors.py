@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from deepatlas.data.base import DataInfo
-from deepatlas.vision import centernet as CN
-from deepatlas.vision import fcos as FC
+from deepatlas.vision import fcos_targets as FT
+from deepatlas.vision import heatmap_targets as HT
+from deepatlas.vision.centernet import CenterNet
+from deepatlas.vision.fcos import FCOS
+from deepatlas.vision.focal_losses import focal_loss, penalty_reduced_focal
+from deepatlas.vision.yolo_grid import cell_targets
 from deepatlas.vision.boxes import box_iou
 from deepatlas.vision.detector import Level
 from deepatlas.vision.yolo_v1 import YOLOv1
@@ -17,7 +21,7 @@ INFO = DataInfo("scene", (1, 96, 96), 3, {"classes": ["a", "b", "c"], "area_band
 
 @pytest.mark.parametrize("h,w,t", [(10, 10, 0.7), (4, 20, 0.7), (3.5, 7.25, 0.5), (40, 13, 0.9)])
 def test_gaussian_radius_keeps_iou_exactly_at_threshold(h, w, t):
-    r = CN.gaussian_radius(h, w, t)
+    r = HT.gaussian_radius(h, w, t)
     one_in_one_out = (h - r) * (w - r) / (2 * h * w - (h - r) * (w - r))
     both_in = (h - 2 * r) * (w - 2 * r) / (h * w)
     both_out = h * w / ((h + 2 * r) * (w + 2 * r))
@@ -28,7 +32,7 @@ def test_gaussian_radius_keeps_iou_exactly_at_threshold(h, w, t):
 
 def test_gaussian_splat_peak_and_width():
     heat = torch.zeros(15, 15)
-    CN.draw_gaussian(heat, 7, 5, radius=3)
+    HT.draw_gaussian(heat, 7, 5, radius=3)
     assert heat[5, 7] == 1 and heat.argmax() == 5 * 15 + 7
     sigma = 7 / 6
     assert heat[5, 8].item() == pytest.approx(math.exp(-1 / (2 * sigma ** 2)), rel=1e-6)
@@ -41,13 +45,13 @@ def test_peaks_without_nms():
     heat[0, 0, 2, 2], heat[0, 0, 2, 3] = 0.9, 0.8  # 0.8 is beside a higher cell: not a peak
     heat[0, 0, 2, 5] = 0.7  # two cells away: a peak of its own, kept although its box may overlap
     heat[0, 1, 6, 1] = 0.6
-    scores, cls, ys, xs = CN.peaks(heat, 3)
+    scores, cls, ys, xs = HT.peaks(heat, 3)
     assert scores[0].tolist() == pytest.approx([0.9, 0.7, 0.6])
     assert list(zip(cls[0].tolist(), ys[0].tolist(), xs[0].tolist())) == [(0, 2, 2), (0, 2, 5), (1, 6, 1)]
 
 
 def test_centernet_decode_inverts_targets():
-    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    m = CenterNet(CenterNet.Config(), INFO)
     box = torch.tensor([13.0, 21.0, 37.0, 30.0])
     out = {"heat": torch.full((1, 3, 24, 24), -10.0), "offset": torch.zeros(1, 2, 24, 24), "size": torch.zeros(1, 2, 24, 24)}
     c = (box[:2] + box[2:]) / 2 / 4
@@ -61,7 +65,7 @@ def test_centernet_decode_inverts_targets():
 
 def test_centernet_l1_losses_are_divided_by_2n():
     """Zero offset/size predictions: the L1 losses are the sums of |target| over both coordinates / (2N)."""
-    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    m = CenterNet(CenterNet.Config(), INFO)
     boxes = torch.tensor([[[13.0, 21.0, 37.0, 30.0], [50.0, 50.0, 61.0, 90.0]], [[2.0, 3.0, 9.0, 8.0], [0, 0, 0, 0]]])
     labels = torch.tensor([[0, 2], [1, -1]])
     out = {"heat": torch.zeros(2, 3, 24, 24), "offset": torch.zeros(2, 2, 24, 24), "size": torch.zeros(2, 2, 24, 24)}
@@ -75,10 +79,9 @@ def test_centernet_l1_losses_are_divided_by_2n():
 def test_centernet_radius_uses_ceiled_box_size():
     """A 12.1-cell square: r(12.1) = 0.99 floors to 0 (a single-cell peak), r(ceil 12.1 = 13) = 1.06 to 1,
     so the splat covers 3x3 cells, as in the reference (radius from ceil(h), ceil(w))."""
-    assert int(CN.gaussian_radius(12.1, 12.1)) == 0 and int(CN.gaussian_radius(13, 13)) == 1
-    m = CN.CenterNet(CN.CenterNet.Config(), INFO)
+    assert int(HT.gaussian_radius(12.1, 12.1)) == 0 and int(HT.gaussian_radius(13, 13)) == 1
     boxes = torch.tensor([[[23.8, 23.8, 23.8 + 48.4, 23.8 + 48.4]]])  # 48.4 px = 12.1 cells
-    heat = m.splat(boxes, torch.tensor([[1]]), (1, 3, 24, 24))[0]
+    heat = HT.splat(boxes, torch.tensor([[1]]), (1, 3, 24, 24), HT.gaussian_radius, 0.7)[0]
     assert int((heat[0, 1] > 0).sum()) == 9 and heat[0, 1].max() == 1.0
 
 
@@ -88,20 +91,20 @@ def test_fcos_assignment_and_centerness():
     pts = torch.tensor([[10.0, 10.0], [30.0, 30.0], [90.0, 90.0]])
     boxes = torch.tensor([[0.0, 0, 40, 40], [5, 5, 15, 15]])
     labels = torch.tensor([0, 1])
-    cls, ltrb = FC.assign(pts, boxes, labels, (0, math.inf))
+    cls, ltrb = FT.assign(pts, boxes, labels, (0, math.inf))
     assert cls.tolist() == [1, 0, -1]  # inside both -> the smaller box; outside -> background
     assert ltrb[0].tolist() == [5, 5, 5, 5] and ltrb[1].tolist() == [30, 30, 10, 10]
-    assert FC.centerness(ltrb[:1]).item() == pytest.approx(1.0)
-    assert FC.centerness(ltrb[1:2]).item() == pytest.approx(1 / 3)
-    cls, _ = FC.assign(pts, boxes, labels, (8, 16))  # m = 5 and 30: neither in (8, 16]
+    assert FT.centerness(ltrb[:1]).item() == pytest.approx(1.0)
+    assert FT.centerness(ltrb[1:2]).item() == pytest.approx(1 / 3)
+    cls, _ = FT.assign(pts, boxes, labels, (8, 16))  # m = 5 and 30: neither in (8, 16]
     assert cls.tolist() == [-1, -1, -1]
 
 
 def test_fcos_range_test_is_inclusive():
     pts = torch.tensor([[8.0, 8.0]])
     box = torch.tensor([[0.0, 0.0, 16.0, 16.0]])  # m = 8 exactly, the P2/P3 border
-    assert FC.assign(pts, box, torch.tensor([0]), (0, 8))[0].item() == 0
-    assert FC.assign(pts, box, torch.tensor([0]), (8, 16))[0].item() == 0
+    assert FT.assign(pts, box, torch.tensor([0]), (0, 8))[0].item() == 0
+    assert FT.assign(pts, box, torch.tensor([0]), (8, 16))[0].item() == 0
 
 
 def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
@@ -111,11 +114,11 @@ def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
 
     _, boxes, labels, _ = scenes.generate(40, "mixed", "train", seed=5)
     boxes, labels = torch.as_tensor(boxes).float(), torch.as_tensor(labels)
-    pts = [FC.locations(96 // s, 96 // s, s) for s in (4, 8, 16)]
+    pts = [FT.locations(96 // s, 96 // s, s) for s in (4, 8, 16)]
     missing_before = 0
     for i in range(len(boxes)):
         lab = labels[i]
-        per_map = FC.assign_levels(pts, boxes[i], [lab] * 3, list(FC.FPN_RANGES))
+        per_map = FT.assign_levels(pts, boxes[i], [lab] * 3, list(FT.FPN_RANGES))
         for j in torch.nonzero(lab >= 0).flatten().tolist():
             hits = 0
             for (cls, ltrb, ctr), p in zip(per_map, pts):
@@ -125,7 +128,7 @@ def test_fcos_every_object_of_a_scene_batch_gets_a_positive():
                 hits += int(mine.sum())
                 assert (ltrb[cls >= 0] > 0).all() and ((ctr[cls >= 0] > 0) & (ctr[cls >= 0] <= 1)).all()
             assert hits >= 1, (i, j, boxes[i, j])
-            plain = sum(int((FC.assign(p, boxes[i, j:j + 1], lab[j:j + 1], r)[0] >= 0).sum()) for p, r in zip(pts, FC.FPN_RANGES))
+            plain = sum(int((FT.assign(p, boxes[i, j:j + 1], lab[j:j + 1], r)[0] >= 0).sum()) for p, r in zip(pts, FT.FPN_RANGES))
             missing_before += plain == 0
     assert missing_before > 0
 
@@ -136,13 +139,13 @@ def test_fcos_fallback_does_not_grow_a_box_on_a_coarse_map():
     on P2 (stride 4) it takes the nearest centre, 0.25 px outside (7% of its size), with centerness target 1.
     A limit below 7% refuses that too, and -1 turns the fallback off."""
     box, lab = torch.tensor([[42.25, 42.25, 45.75, 45.75]]), torch.tensor([2])
-    (cls16, _, _), = FC.assign_levels([FC.locations(6, 6, 16)], box, [lab], [(0, math.inf)])
+    (cls16, _, _), = FT.assign_levels([FT.locations(6, 6, 16)], box, [lab], [(0, math.inf)])
     assert (cls16 < 0).all()
-    (cls4, ltrb4, ctr4), = FC.assign_levels([FC.locations(24, 24, 4)], box, [lab], [(0, math.inf)])
+    (cls4, ltrb4, ctr4), = FT.assign_levels([FT.locations(24, 24, 4)], box, [lab], [(0, math.inf)])
     assert int((cls4 == 2).sum()) == 1 and ctr4[cls4 == 2].item() == 1.0
-    assert (ltrb4[cls4 == 2] >= FC.MIN_DIST).all()
+    assert (ltrb4[cls4 == 2] >= FT.MIN_DIST).all()
     for limit in (0.05, -1.0):
-        (cls, _, _), = FC.assign_levels([FC.locations(24, 24, 4)], box, [lab], [(0, math.inf)], max_grow=limit)
+        (cls, _, _), = FT.assign_levels([FT.locations(24, 24, 4)], box, [lab], [(0, math.inf)], max_grow=limit)
         assert (cls < 0).all()
 
 
@@ -150,22 +153,44 @@ def test_ltrb_iou_equals_box_iou():
     g = torch.Generator().manual_seed(0)
     p, t = torch.rand(50, 4, generator=g) * 20 + 0.5, torch.rand(50, 4, generator=g) * 20 + 0.5
     to_box = lambda d: torch.stack([-d[:, 0], -d[:, 1], d[:, 2], d[:, 3]], -1)
-    assert torch.allclose(FC.ltrb_iou(p, t), box_iou(to_box(p), to_box(t), pairwise=False), atol=1e-6)
+    assert torch.allclose(FT.ltrb_iou(p, t), box_iou(to_box(p), to_box(t), pairwise=False), atol=1e-6)
 
 
 def test_focal_loss_reduces_to_bce():
     g = torch.Generator().manual_seed(1)
     logits, t = torch.randn(40, generator=g), (torch.rand(40, generator=g) < 0.3).float()
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="sum")
-    assert FC.focal_loss(logits, t, alpha=0.5, gamma=0.0).item() == pytest.approx(0.5 * bce.item(), rel=1e-6)
-    assert FC.focal_loss(logits, t, 0.25, 2.0) < FC.focal_loss(logits, t, 0.25, 0.0)  # easy examples down-weighted
+    assert focal_loss(logits, t, alpha=0.5, gamma=0.0).item() == pytest.approx(0.5 * bce.item(), rel=1e-6)
+    assert focal_loss(logits, t, 0.25, 2.0) < focal_loss(logits, t, 0.25, 0.0)  # easy examples down-weighted
+
+
+def test_penalty_reduced_focal_by_hand():
+    """Two cells: a centre (Y = 1) predicted at p = 0.8, and a neighbour (Y = 0.5) predicted at p = 0.3:
+    -(1 - 0.8)² ln 0.8 - (1 - 0.5)⁴ 0.3² ln(1 - 0.3); the neighbour costs 1/16 of a plain negative."""
+    p = torch.tensor([0.8, 0.3], dtype=torch.float64)
+    logits, target = torch.log(p / (1 - p)), torch.tensor([1.0, 0.5], dtype=torch.float64)
+    expect = -(0.2 ** 2) * math.log(0.8) - 0.5 ** 4 * 0.3 ** 2 * math.log(0.7)
+    assert penalty_reduced_focal(logits, target).item() == pytest.approx(expect, rel=1e-9)
+    plain = penalty_reduced_focal(logits[1:], torch.zeros(1, dtype=torch.float64)).item()
+    assert penalty_reduced_focal(logits[1:], target[1:]).item() == pytest.approx(plain / 16, rel=1e-9)
+
+
+def test_yolo_cell_targets_first_object_keeps_its_cell():
+    """Stride 16 on a 6 x 6 grid (96 px): a 32 x 16 box centred at (40, 24) is cell (1, 2) with offsets
+    (0.5, 0.5) and √(32/96), √(16/96); a second object centred in the same cell does not take it."""
+    boxes = torch.tensor([[[24.0, 16.0, 56.0, 32.0], [34.0, 18.0, 46.0, 30.0], [0, 0, 0, 0]]])
+    labels = torch.tensor([[2, 0, -1]])
+    t_box, t_xyxy, t_cls, has = cell_targets(boxes, labels, 16, (6, 6))
+    assert has.sum() == 1 and has[0, 1, 2] and t_cls[0, 1, 2] == 2
+    assert torch.allclose(t_box[0, 1, 2], torch.tensor([0.5, 0.5, (32 / 96) ** 0.5, (16 / 96) ** 0.5]))
+    assert torch.equal(t_xyxy[0, 1, 2], boxes[0, 0])
 
 
 def test_fcos_decode_inverts_targets():
-    m = FC.FCOS(FC.FCOS.Config(), INFO)
+    m = FCOS(FCOS.Config(), INFO)
     out = {"cls": torch.full((1, 3, 6, 6), -10.0), "ltrb": torch.ones(1, 4, 6, 6), "ctr": torch.full((1, 6, 6), 10.0)}
     box = torch.tensor([20.0, 30.0, 50.0, 44.0])
-    pts = FC.locations(6, 6, 16)
+    pts = FT.locations(6, 6, 16)
     k = 2 * 6 + 2  # location (40, 40)
     out["cls"][0, 1, 2, 2] = 10.0
     x, y = pts[k]
@@ -216,8 +241,8 @@ def test_yolo_decode_inverts_targets():
 # --- necks ----------------------------------------------------------------------------------------
 
 def test_trident_branches_share_weights():
-    plain = FC.FCOS(FC.FCOS.Config(), INFO)
-    tri = FC.FCOS(FC.FCOS.Config(trident=True), INFO)
+    plain = FCOS(FCOS.Config(), INFO)
+    tri = FCOS(FCOS.Config(trident=True), INFO)
     n_plain = sum(p.numel() for p in plain.parameters())
     n_tri = sum(p.numel() for p in tri.parameters())
     assert n_tri == n_plain + 2  # only the per-map FCOS scale scalars are added
@@ -261,7 +286,7 @@ def test_centernet_learns_shapes(tmp_path):
     from deepatlas.train.trainer import fit
 
     data = load_dataset(DataConfig(name="scenes", variant="shapes", size=1000))
-    m = CN.CenterNet(CN.CenterNet.Config(fpn=True), data.info)
+    m = CenterNet(CenterNet.Config(fpn=True), data.info)
     fit(m, data, TrainConfig(steps=300, batch_size=16, ema_decay=0, ckpt_every=300), tmp_path, progress=False)
     r = m.evaluate(data, 100)
     assert r["AP50"] > 0.2
@@ -284,7 +309,7 @@ def test_pyramid_valid_range_drops_large_boxes_from_upscaled_images():
 
 def test_cornernet_radius_reproduces_the_released_formula_and_its_slip():
     # values of the released code for a 10x10 box at t = 0.7: min(19.07, 36.73, 2.733) = 2.733
-    assert CN.gaussian_radius_cornernet(10, 10, 0.7) == pytest.approx(2.7332, abs=1e-3)
-    r = CN.gaussian_radius_cornernet(10, 10, 0.7)
+    assert HT.gaussian_radius_cornernet(10, 10, 0.7) == pytest.approx(2.7332, abs=1e-3)
+    r = HT.gaussian_radius_cornernet(10, 10, 0.7)
     assert (10 - 2 * r) ** 2 / 100 < 0.25  # a box shrunk by that radius keeps IoU ~0.21, not 0.7
-    assert CN.gaussian_radius(10, 10, 0.7) == pytest.approx(0.8167, abs=1e-3)
+    assert HT.gaussian_radius(10, 10, 0.7) == pytest.approx(0.8167, abs=1e-3)

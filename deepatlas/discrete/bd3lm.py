@@ -14,8 +14,7 @@ import torch
 from deepatlas.config import option
 from deepatlas.discrete.block_diffusion import bd3_logits, bd3_sample, block_count_mask, block_times
 from deepatlas.discrete.masked_diffusion import mask_tokens, masked_nelbo
-from deepatlas.errors import UserError
-from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.language_model import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type

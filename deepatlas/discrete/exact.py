@@ -22,7 +22,6 @@ class ExactDistribution:
 
     @classmethod
     def random(cls, vocab: int, length: int, seed: int = 0, concentration: float = 0.5) -> "ExactDistribution":
-        g = torch.Generator().manual_seed(seed)
         gamma = torch.distributions.Gamma(concentration, 1.0)
         torch.manual_seed(seed)
         return cls(gamma.sample((vocab ** length,)).double() + 1e-3, vocab, length)

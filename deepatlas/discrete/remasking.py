@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
 from deepatlas.errors import UserError
+from deepatlas.registry import register_sampler
 
 
 def transfer_counts(n_masked: int, steps: int) -> list[int]:
@@ -67,3 +69,7 @@ def llada_generate(logits_fn: Callable[[torch.Tensor], torch.Tensor], prompt: to
             pick = conf.topk(k, dim=-1).indices  # (B, k)
             x = x.scatter(1, pick, x0.gather(1, pick))
     return x
+
+
+register_sampler("llada-low-confidence", "discrete", "LLaDA: keep the most confident predictions, remask the rest")(partial(llada_generate, remasking="low_confidence"))
+register_sampler("llada-random", "discrete", "LLaDA: keep random predictions (exact any-order sampling at 1 token/step)")(partial(llada_generate, remasking="random"))

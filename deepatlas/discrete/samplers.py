@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 
 from deepatlas.discrete.processes import Process
+from deepatlas.registry import register_sampler
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t (B, L), t (B,)) -> log s (B, L, K)
 
@@ -101,3 +102,10 @@ def euler(score_fn: ScoreFn, process: Process, x: torch.Tensor, steps: int, t_ma
         stay = (1 - jump.sum(-1, keepdim=True)).clamp(min=0)
         x = _keep(_draw(jump.scatter(-1, x[..., None], stay)), x_fixed, fixed)
     return x
+
+
+# names carry the family (`euler` is taken by continuous diffusion); each is the name `--sampler` takes
+# and the key the methods look the function up by
+register_sampler("mdlm-ancestral", "discrete", "MDLM ancestral: reveal masked tokens with prob (alpha_s-alpha_t)/(1-alpha_t)")(ancestral)
+register_sampler("sedd-euler", "discrete", "SEDD Euler / tau-leaping with the reverse rates Q[y,x] s_y")(euler)
+register_sampler("sedd-tweedie", "discrete", "SEDD Tweedie tau-leaping (exact per-token denoising step)")(tweedie)

@@ -14,32 +14,18 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from deepatlas.config import option
 from deepatlas.discrete.masked_diffusion import sample_times
 from deepatlas.discrete.processes import PROCESSES
 from deepatlas.discrete.score_entropy import prior_kl, score_entropy
-from deepatlas.errors import UserError
-from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.discrete.sigma_embedding import NoiseEmbedding
+from deepatlas.language.language_model import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
 
 SAMPLERS = ("sedd-euler", "sedd-tweedie")  # registered names (deepatlas list)
-
-
-class NoiseEmbedding(nn.Module):
-    """sigma_bar (B,) -> (B, d): sinusoids of log-spaced frequencies, then an MLP."""
-
-    def __init__(self, d: int, n_freq: int = 16):
-        super().__init__()
-        self.register_buffer("freq", torch.exp(torch.linspace(0, math.log(1000), n_freq)))
-        self.mlp = nn.Sequential(nn.Linear(2 * n_freq, d), nn.SiLU(), nn.Linear(d, d))
-
-    def forward(self, sigma_bar):
-        a = sigma_bar.float()[:, None] * self.freq
-        return self.mlp(torch.cat([a.sin(), a.cos()], -1))
 
 
 class SEDD(LanguageModel):

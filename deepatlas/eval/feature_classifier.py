@@ -38,7 +38,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DEEPATLAS_CACHE", Path.home() / ".cache" / "deepatlas"))
 
 
-class FeatureCNN(Method):
+class FeatureClassifier(Method):
     @dataclass
     class Config:
         width: int = option(32, "channels of the first conv block (the second has twice as many)", low=1)
@@ -83,14 +83,14 @@ def floor_pool(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return perm[k:], perm[:k]
 
 
-def cache_folder(dataset, net: FeatureCNN, seed: int) -> Path:
+def cache_folder(dataset, net: FeatureClassifier, seed: int) -> Path:
     shape = "x".join(map(str, dataset.info.shape))
     held_out = len(floor_pool(dataset)[1])
     return cache_dir() / f"fid-features-{dataset.name}-{shape}-{net.arch}-seed{seed}-holdout{held_out}"
 
 
 def feature_net(dataset, progress: bool = False, seed: int = SEED, steps: int | None = None,
-                cfg: FeatureCNN.Config | None = None) -> FeatureCNN:
+                cfg: FeatureClassifier.Config | None = None) -> FeatureClassifier:
     """The cached feature network for `dataset` (trained on first use on its train split less the floor
     pool: about 10 s for digits, 2-4 min for Fashion-MNIST on one CPU thread)."""
     from deepatlas.train.atomic import write_json_atomic
@@ -103,7 +103,7 @@ def feature_net(dataset, progress: bool = False, seed: int = SEED, steps: int | 
         raise UserError(f"FID here uses the features of a classifier trained on the dataset's labels; '{dataset.name}' "
                         "has no 2 classes to train it on (for your own pictures: one subfolder per class)")
     torch.manual_seed(seed)
-    net = FeatureCNN(cfg or FeatureCNN.Config(), dataset.info)
+    net = FeatureClassifier(cfg or FeatureClassifier.Config(), dataset.info)
     run = cache_folder(dataset, net, seed)
     tcfg = TrainConfig(steps=steps or STEPS.get(dataset.name, 1000), batch_size=64, lr=2e-3, warmup=50,
                        lr_decay="cosine", ema_decay=0.0, ckpt_every=10**9, log_every=100, keep=1, seed=seed)
@@ -128,6 +128,6 @@ def feature_net(dataset, progress: bool = False, seed: int = SEED, steps: int | 
 
 
 @torch.no_grad()
-def accuracy(net: FeatureCNN, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(net: FeatureClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
     pred = torch.cat([net.head(net.features(c)).argmax(1) for c in x.split(512)])
     return float((pred == y).float().mean())

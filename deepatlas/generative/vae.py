@@ -15,27 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deepatlas import seeded
 from deepatlas.config import option
 from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
+from deepatlas.generative.densities import bernoulli_log_prob, gaussian_log_prob
 from deepatlas.generative.iwae import elbo, iwae_bound
 from deepatlas.generative.pictures import fid_or_none, save_samples
 from deepatlas.method import Method
 from deepatlas.nn.mlp import mlp
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
-
-LOG2PI = math.log(2 * math.pi)
-
-
-def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Sum over the last dim of log N(x; mean, exp(log_std)^2)."""
-    return (-0.5 * ((x - mean) * torch.exp(-log_std)) ** 2 - log_std - 0.5 * LOG2PI).sum(-1)
-
 
 @register_method("vae", "generative", "VAE: Gaussian encoder, Bernoulli/Gaussian decoder; ELBO or IWAE-k training")
 class VAE(Method):
@@ -73,7 +65,7 @@ class VAE(Method):
         """x (B, D), z (..., B, L) -> (..., B)."""
         out = self.decoder(z)
         if self.decoder_kind == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none").sum(-1)
+            return bernoulli_log_prob(out, x)
         return gaussian_log_prob(x, out, self.log_std)
 
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -84,7 +76,7 @@ class VAE(Method):
         eps = torch.randn(k, *mu.shape, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(log_std) * eps  # (k, B, L)
         log_q = gaussian_log_prob(z, mu, log_std)
-        log_prior = (-0.5 * z ** 2 - 0.5 * LOG2PI).sum(-1)
+        log_prior = gaussian_log_prob(z)  # p(z) = N(0, I)
         return self.log_px_given_z(x, z) + log_prior - log_q
 
     def loss(self, batch):

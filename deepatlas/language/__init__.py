@@ -1,4 +1,2 @@
 """Language models: n-gram with Kneser-Ney smoothing, the autoregressive Transformer LM, and the
 `generate` command shared by every text model."""
-
-from deepatlas.language import ar, generate, ngram  # noqa: F401  (registration)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from deepatlas.config import option
-from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.language_model import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.language.sampling import sample_next
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method

@@ -30,7 +30,7 @@ def configure(p: argparse.ArgumentParser):
 
     def run(args) -> int:
         from deepatlas.cli import run_options, sample_options
-        from deepatlas.language.lm import LanguageModel
+        from deepatlas.language.language_model import LanguageModel
         from deepatlas.train.run import open_run
 
         if args.n < 1:

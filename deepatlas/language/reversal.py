@@ -24,7 +24,7 @@ def reversal_accuracy(method, dataset, limit: int = 400) -> dict:
     rev = method.complete(torch.cat([Bn, is_], 1), greedy)[:, P:P + k]
     out = {"forward_accuracy": float((fwd == Bn).all(1).float().mean()),
            "reverse_accuracy": float((rev == A).all(1).float().mean())}
-    if hasattr(method, "infill"):
+    if method.can_infill:
         x = torch.cat([A, is_, Bn, tok.encode(".").expand(len(pairs), -1)], 1)
         known = torch.ones_like(x, dtype=torch.bool)
         known[:, :k] = False

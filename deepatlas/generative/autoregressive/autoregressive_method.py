@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from deepatlas import seeded
 from deepatlas.config import option
@@ -22,14 +21,11 @@ from deepatlas.errors import UserError
 from deepatlas.generative.autoregressive.fvsbn import FVSBN
 from deepatlas.generative.autoregressive.made import MADE
 from deepatlas.generative.autoregressive.nade import NADE
+from deepatlas.generative.densities import bernoulli_log_prob
 from deepatlas.generative.pictures import save_samples
 from deepatlas.method import Method
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type
-
-
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
 class AutoregressiveMethod(Method):

@@ -50,6 +50,7 @@ class TextSampleConfig:
 class LanguageModel(Method):
     datasets = TEXT_DATASETS
     is_bound = False  # True where nll() is a (stochastic) upper bound rather than the exact NLL
+    can_infill = False  # True where infill() fills masked positions anywhere in a sequence (masked diffusion)
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -71,6 +72,11 @@ class LanguageModel(Method):
     def complete(self, prompt: torch.Tensor, opts) -> torch.Tensor:
         """prompt ids (B, P) -> (B, P + length) with this model's sampler and options."""
         raise NotImplementedError
+
+    def infill(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """x (B, L) ids, known (B, L) bool -> x with the positions where `known` is False filled in (greedy).
+        Only models with `can_infill`; a left-to-right model can only continue a prompt."""
+        raise NotImplementedError(f"{type(self).__name__} cannot infill (can_infill is False)")
 
     def encode_prompt(self, text: str, n: int) -> torch.Tensor:
         return self.tokenizer.encode(text)[None].expand(n, -1).to(self.device)
@@ -111,7 +117,7 @@ class LanguageModel(Method):
 
             return reversal_accuracy(self, dataset)
         x = dataset.test["x"][:n]
-        draws = self.cfg.eval_samples if self.is_bound and hasattr(self.cfg, "eval_samples") else 1
+        draws = self.cfg.eval_samples if self.is_bound else 1  # a bound model's Config is a TransformerConfig
         total = 0.0
         for xb in x.split(64):
             total += sum(float(self.nll(xb).double().sum()) for _ in range(draws)) / draws

@@ -19,7 +19,7 @@ from deepatlas.config import option
 from deepatlas.data.base import IMAGE_DATASETS
 from deepatlas.errors import UserError
 from deepatlas.generative.flows.base import log_prob
-from deepatlas.generative.flows.dequantize import bits_per_dim, dequantize, nll_nats, to_image
+from deepatlas.generative.flows.dequantize import bits_per_dim, dequantize, to_image
 from deepatlas.generative.flows.glow import glow
 from deepatlas.generative.flows.maf import maf
 from deepatlas.generative.flows.planar import Planar

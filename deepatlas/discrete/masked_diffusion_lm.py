@@ -25,7 +25,7 @@ import torch
 from deepatlas.config import option
 from deepatlas.discrete.masked_diffusion import llada_nelbo, mask_tokens, masked_nelbo, sample_times
 from deepatlas.errors import UserError
-from deepatlas.language.lm import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
+from deepatlas.language.language_model import TEXT_TRAIN_DEFAULTS, LanguageModel, TextSampleConfig, TransformerConfig
 from deepatlas.nn.transformer import Transformer
 from deepatlas.registry import register_method
 from deepatlas.sample_options import check_type, refuse_unused
@@ -36,6 +36,7 @@ LLADA_ONLY = ("llada-low-confidence", "llada-random")
 
 class MaskedDiffusionLM(LanguageModel):
     is_bound = True
+    can_infill = True
 
     @dataclass
     class Config(TransformerConfig):
