@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from deepatlas.config import check
 from deepatlas.errors import UserError
 
 
@@ -28,8 +29,6 @@ def refuse_unused(opts: Any, sampler: str, used_by: dict[str, tuple[str, ...]]) 
 
 def check_type(opts: Any, cls: type) -> Any:
     """None -> the defaults; anything else must be the method's own SampleConfig."""
-    from deepatlas.config import check
-
     if opts is None:
         return cls()
     if not isinstance(opts, cls):

@@ -12,7 +12,8 @@ import torch
 
 def randn(shape, generator: torch.Generator | None, device, dtype: torch.dtype | None = None) -> torch.Tensor:
     """z ~ N(0, I) of `shape`, drawn on the CPU, placed on `device`."""
-    return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    z = torch.randn(shape, generator=generator, dtype=dtype)
+    return z if z.device == device else z.to(device)  # the check costs less than a no-op .to()
 
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -195,3 +195,19 @@ def test_draw_stays_on_the_device(name, tmp_path, monkeypatch):
         assert out and all(t.device == META for t in out), f"{name}: a sample is not on the device"
 
     _on_meta(draw, NOT_ON_META.get((name, "draw")))
+
+
+def test_method_device_follows_every_move():
+    """`Method.device` is looked up once and cached: a move (.to, load_state_dict(assign=True)) must drop it."""
+    from deepatlas.generative.vae import VAE
+
+    data = load_dataset(DataConfig(name="digits", binarize=True))
+    m = VAE(VAE.Config(hidden=8, depth=1), data.info)
+    assert m.device.type == "cpu"  # now cached
+    state = {k: v.to("meta") for k, v in m.state_dict().items()}
+    m.to("meta")
+    assert m.device.type == "meta"
+    m.to_empty(device="cpu")
+    assert m.device.type == "cpu"
+    m.load_state_dict(state, assign=True)
+    assert m.device.type == "meta"
