@@ -1,13 +1,15 @@
 """PointNet: exact point-order invariance, the T-Net penalty, surface sampling, OFF/PLY files, part mIoU."""
 
+import copy
 import math
 
 import pytest
 import torch
+from torch import nn
 
 from deepatlas.data.base import DataConfig, load_dataset
 from deepatlas.errors import UserError
-from deepatlas.nn.pointnet import PointNetClassifier, PointNetSegmenter, TNet, orthogonality_penalty
+from deepatlas.nn.pointnet import PointNetClassifier, PointNetSegmenter, TNet, orthogonality_penalty, shared_mlp
 from deepatlas.pointcloud.files import MeshFile, read_mesh, read_off, read_ply, write_off, write_ply
 from deepatlas.pointcloud.mesh import face_areas, random_rotation, sample_surface
 from deepatlas.pointcloud.part_miou import part_miou
@@ -51,7 +53,37 @@ def test_orthogonality_penalty():
 
 def test_tnet_starts_at_identity():
     t = TNet(7, 0.25).eval()
-    assert torch.equal(t(torch.randn(2, 7, 30)), torch.eye(7).expand(2, 7, 7))
+    assert torch.equal(t(torch.randn(2, 30, 7)), torch.eye(7).expand(2, 7, 7))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_points_last_shared_mlp_is_the_conv1d_mlp(train):
+    """The shared MLP applied points-last as matmuls against the same modules run as torch runs them,
+    Conv1d on (B, C, N) (a peer oracle): outputs, BatchNorm running statistics and weight gradients."""
+    torch.manual_seed(0)
+    mlp = shared_mlp([5, 12, 9]).double().train(train)
+    ref = copy.deepcopy(mlp)
+    for bn in (m for m in mlp if isinstance(m, nn.BatchNorm1d)):  # non-trivial running stats for eval mode
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+    ref.load_state_dict(mlp.state_dict())
+    x = torch.randn(3, 40, 5, dtype=torch.float64)
+    y = mlp(x)  # (B, N, C)
+    y_ref = nn.Sequential.forward(ref, x.transpose(1, 2)).transpose(1, 2)  # the plain Conv1d path
+    assert torch.allclose(y, y_ref, atol=1e-12)
+    for a, b in zip(mlp.state_dict().values(), ref.state_dict().values()):
+        assert torch.allclose(a.double(), b.double(), atol=1e-12)
+    (y * torch.arange(9.0, dtype=torch.float64)).sum().backward()
+    (y_ref * torch.arange(9.0, dtype=torch.float64)).sum().backward()
+    for p, q in zip(mlp.parameters(), ref.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10)
+
+
+def test_segmenter_keeps_the_saved_layout():
+    """Runs saved before the points-last change load: the parameters keep their Conv1d names and shapes."""
+    m = PointNetSegmenter(num_parts=4, num_classes=3, width=0.25)
+    sd = m.state_dict()
+    assert sd["head.1.weight"].shape == (4, 32, 1) and sd["encoder.mlp1.0.weight"].shape == (16, 3, 1)
+    assert sd["encoder.input_tnet.point.1.running_mean"].shape == (16,)
 
 
 def test_random_rotation_is_a_rotation():
