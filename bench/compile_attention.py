@@ -1,6 +1,7 @@
 """Two speed options that the throughput bench leaves at their defaults, measured on a default training step:
 torch.compile (inductor, where it builds here) and the attention path (F.scaled_dot_product_attention
-against the same attention written out as softmax(q k^T / sqrt(d) + mask) v).
+against the same attention written out as softmax(q k^T / sqrt(d) + mask) v, and against SDPA told
+`is_causal=True` where the model passes the causal mask as a boolean tensor).
 
     OMP_NUM_THREADS=2 python bench/compile_attention.py --cases ar mdlm ddpm --json bench/out/compile.json
 
@@ -47,10 +48,24 @@ def manual_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, sc
     return torch.softmax(s, -1) @ v
 
 
+def causal_flag_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """SDPA, but a boolean mask that is exactly the square lower triangle is passed as is_causal=True (the
+    flash kernel can then skip the blocks above the diagonal); other masks unchanged. The check is in the
+    timed call (a T x T comparison)."""
+    if (attn_mask is not None and attn_mask.dtype == torch.bool and attn_mask.dim() == 2
+            and attn_mask.shape[0] == attn_mask.shape[1] == q.shape[-2] == k.shape[-2]
+            and torch.equal(attn_mask, torch.ones_like(attn_mask).tril())):
+        return SDPA(q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale)
+    return SDPA(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+
+
+VARIANTS = {"eager (sdpa)": SDPA, "manual attention": manual_attention, "sdpa is_causal": causal_flag_attention}
+
+
 def attention(variant: str):
     """Context: the attention function of `variant` behind F.scaled_dot_product_attention, which the model
     modules call through F."""
-    return mock.patch.object(F, "scaled_dot_product_attention", manual_attention if variant == "manual attention" else SDPA)
+    return mock.patch.object(F, "scaled_dot_product_attention", VARIANTS.get(variant, SDPA))
 
 
 def first_loss(method, batch) -> float:
@@ -60,7 +75,7 @@ def first_loss(method, batch) -> float:
 
 def run(name: str, rounds: int, reps: int) -> dict:
     case, method, tcfg, batch, _ = build(name, quick=False)
-    variants = {"eager (sdpa)": copy.deepcopy(method), "manual attention": copy.deepcopy(method)}
+    variants = {k: copy.deepcopy(method) for k in VARIANTS}
     res = {"case": name, "method": case.method, "threads": torch.get_num_threads(), "batch": len(batch["x"])}
     compiled = copy.deepcopy(method)
     try:
@@ -73,7 +88,7 @@ def run(name: str, rounds: int, reps: int) -> dict:
         res["compile_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         loss_c = None
     res["loss"] = {"torch.compile": loss_c}
-    for k in ("eager (sdpa)", "manual attention"):
+    for k in VARIANTS:
         with attention(k):
             res["loss"][k] = first_loss(variants[k], batch)
     steps = {k: trainer_step(m, tcfg) for k, m in variants.items()}
