@@ -535,6 +535,24 @@ def print_markdown(path: Path) -> None:
                   f"{a['speedup_over_for_loop']['fused']:.1f}x | {dr['fused']:.1g} / {dr['foreach']:.1g} |")
 
 
+def profile_case(name: str, reps: int, quick: bool, top: int = 8) -> None:
+    """The operators that take a case's training step, by self CPU time (the threads the process has)."""
+    from torch.profiler import profile
+
+    _, method, tcfg, batch, _ = build(name, quick)
+    step = trainer_step(method, tcfg)
+    step(batch)  # warm-up
+    with profile() as prof:
+        for _ in range(reps):
+            step(batch)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    print(f"\n{name}: {total / reps / 1e3:.0f} ms self CPU per step ({torch.get_num_threads()} threads), top operators:")
+    print("| operator | share of the step |\n|---|---|")
+    for e in ops[:top]:
+        print(f"| {e.key} | {100 * e.self_cpu_time_total / total:.1f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES), help=f"subset of: {' '.join(CASES)}")
@@ -546,12 +564,19 @@ def main() -> None:
     ap.add_argument("--no-adamw", action="store_true", help="skip the AdamW for-loop/foreach/fused comparison")
     ap.add_argument("--json", default="", help="write every figure here")
     ap.add_argument("--markdown", default="", help="print the tables of a --json file (or of this script's log) and exit")
+    ap.add_argument("--profile", nargs="*", default=[], metavar="CASE",
+                    help="instead of timing: where each case's training step spends its time (torch.profiler, "
+                         "self CPU time per operator as a share of the step), then exit")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.markdown:
         return print_markdown(Path(args.markdown))
     if args.quick:
         args.rounds, args.reps = min(args.rounds, 2), 1
+    if args.profile:
+        for name in args.profile:
+            profile_case(name, args.reps, args.quick)
+        return
     if args.child:
         return child(args)
     unknown = [c for c in args.cases if c not in CASES]
