@@ -58,7 +58,8 @@ class Method(nn.Module):
         """Where the weights are: the device for tensors a sampler creates from nothing. Looked up once
         (walking the parameters cost ~15 µs, a sixth of a small sampling call) and again after every
         move: `.to()`, `.cuda()`, `.cpu()` all go through `_apply`, and `load_state_dict(assign=True)` can
-        swap in tensors from elsewhere."""
+        swap in tensors from elsewhere. Move the whole method, not one of its submodules: a submodule's own
+        `.to()` does not pass through this class."""
         device = self.__dict__.get("_device")
         if device is None:
             device = self.__dict__["_device"] = next(self.parameters()).device
