@@ -216,24 +216,32 @@ def _subparser(top: argparse.ArgumentParser, command: str) -> argparse.ArgumentP
     return next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
 
 
-def _check_n(args) -> None:
+def check_n(args) -> None:
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
 
 
+def _open_with_options(command: str, args, rest: list[str], top):
+    """The shared start of `sample` and `eval`: --n checked, the rest parsed against RUN's own options,
+    the run opened. -> (method, dataset, cfg, step, flags namespace or None), or None after --help."""
+    from deepatlas.train.run import open_run
+
+    check_n(args)
+    parsed = run_options(command, args, rest, _subparser(top, command))
+    if parsed is None:
+        return None
+    return (*open_run(args.run, args.weights), parsed[1])
+
+
 def cmd_sample(args, rest: list[str], top) -> int:
-    top = _subparser(top, "sample")
     import torch
 
     from deepatlas.report.arrays import save_arrays
-    from deepatlas.train.run import open_run
 
-    _check_n(args)
-    parsed = run_options("sample", args, rest, top)
-    if parsed is None:
+    opened = _open_with_options("sample", args, rest, top)
+    if opened is None:
         return 0
-    _, ns = parsed
-    method, dataset, cfg, step = open_run(args.run, args.weights)
+    method, dataset, cfg, step, ns = opened
     opts = sample_options(method, ns)
     out = args.out or Path(args.run) / "samples" / "sample.png"
     samples, paths = method.sample_files(args.n, torch.Generator().manual_seed(args.seed), opts, Path(out))
@@ -247,18 +255,14 @@ def cmd_sample(args, rest: list[str], top) -> int:
 
 
 def cmd_eval(args, rest: list[str], top) -> int:
-    top = _subparser(top, "eval")
     import torch
 
     from deepatlas.train.atomic import write_json_atomic
-    from deepatlas.train.run import open_run
 
-    _check_n(args)
-    parsed = run_options("eval", args, rest, top)
-    if parsed is None:
+    opened = _open_with_options("eval", args, rest, top)
+    if opened is None:
         return 0
-    _, ns = parsed
-    method, dataset, cfg, step = open_run(args.run, args.weights)
+    method, dataset, cfg, step, ns = opened
     opts = None if ns is None else sample_options(method, ns)
     torch.manual_seed(args.seed)  # draws a method makes from the global RNG follow --seed too
     folder = Path(args.run) / "eval" if method.evaluate_writes_pictures else None

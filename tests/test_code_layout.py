@@ -11,19 +11,14 @@ import re
 import sys
 import types
 
+from test_registry_discovery import _method_classes
+
 from deepatlas import registry
 from deepatlas.method import Method
 
 
 def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-
-
-def _classes():
-    for name in registry.modules():
-        for _, obj in inspect.getmembers(importlib.import_module(name), inspect.isclass):
-            if issubclass(obj, Method) and obj is not Method and obj.__module__ == name:
-                yield obj
 
 
 def misplaced_math(module: types.ModuleType) -> list[str]:
@@ -40,7 +35,7 @@ def misplaced_math(module: types.ModuleType) -> list[str]:
 
 
 def test_a_class_that_methods_derive_from_lives_in_a_file_named_for_it():
-    bases = {c for c in _classes() if any(s.__module__.startswith("deepatlas.") for s in c.__subclasses__())}
+    bases = {c for c in _method_classes() if any(s.__module__.startswith("deepatlas.") for s in c.__subclasses__())}
     assert len(bases) >= 8  # LanguageModel, Detector, EncoderMethod, Diffusion, FlowMethod, SEDD, ...
     wrong = sorted(f"{c.__module__}.{c.__name__}" for c in bases if c.__module__.rsplit(".", 1)[1] != snake(c.__name__))
     assert not wrong, f"base classes in a file not named for them (snake_case of the class): {wrong}"

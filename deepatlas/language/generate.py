@@ -29,12 +29,11 @@ def configure(p: argparse.ArgumentParser):
                    help="the run's sampling options: --prompt, --length, ... (see `deepatlas generate RUN --help`)")
 
     def run(args) -> int:
-        from deepatlas.cli import run_options, sample_options
+        from deepatlas.cli import check_n, run_options, sample_options
         from deepatlas.language.language_model import LanguageModel
         from deepatlas.train.run import open_run
 
-        if args.n < 1:
-            raise UserError(f"--n must be >= 1, got {args.n}")
+        check_n(args)
         rest = list(args.options)
         args.help = any(a in ("-h", "--help") for a in rest)
         parsed = run_options("generate", args, [a for a in rest if a not in ("-h", "--help")], common)
