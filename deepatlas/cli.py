@@ -144,7 +144,7 @@ def cmd_train(rest: list[str], method: str | None, want_help: bool) -> int:
 
 def run_training(args, spec) -> int:
     from deepatlas.data.base import load_dataset
-    from deepatlas.train.distributed import init_from_env, main_first
+    from deepatlas.train.distributed import init_from_env, leave, main_first
     from deepatlas.train.method_defaults import run_config
     from deepatlas.train.run import build_method, start_run
     from deepatlas.train.trainer import fit
@@ -157,6 +157,7 @@ def run_training(args, spec) -> int:
     main_first(lambda: start_run(args.out, cfg, fresh=args.fresh), world, "checking the run directory")
     last = fit(method, dataset, cfg.train, args.out, world=world, progress=not args.no_progress,
                resume_older=args.resume_older)
+    leave(world)
     if world.main:
         print(json.dumps(last))
         print(f"run saved in {args.out}")

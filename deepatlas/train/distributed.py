@@ -62,7 +62,16 @@ def init_from_env() -> World:
     return World(dist.get_rank(), dist.get_world_size(), device)
 
 
-def _leave() -> None:
+def leave(world: World) -> None:
+    """End of a run that finished on every rank: wait until every rank is here, then leave the group.
+    Without the barrier one rank could close its connections while another still finishes its last
+    collective or is writing; gloo then aborts that process at exit now and then."""
+    if world.size > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _leave() -> None:  # at exit, after an error: no barrier (a failed rank would wait for peers that left)
     if dist.is_initialized():
         dist.destroy_process_group()
 
