@@ -7,7 +7,7 @@ import torch
 
 from deepatlas.language.kneser_ney import KneserNey
 from deepatlas.language.sampling import filter_logits
-from deepatlas.nn.transformer import Transformer
+from deepatlas.nn.transformer import Transformer, rope, rope_angles
 
 
 def test_causal_attention_ignores_the_future():
@@ -18,6 +18,27 @@ def test_causal_attention_ignores_the_future():
     y[:, 5:] = (y[:, 5:] + 3) % 11
     assert torch.allclose(net(x, mask="causal")[:, :5], net(y, mask="causal")[:, :5], atol=1e-6)
     assert not torch.allclose(net(x)[:, :5], net(y)[:, :5], atol=1e-4)  # bidirectional sees it
+
+
+def test_rope_is_the_rotation_of_half_pairs_and_depends_on_offsets_only():
+    """Oracle: each pair (x_k, x_{k+d/2}) turned by pos * 10000^(-2k/d), written out by hand; and
+    q·k after rotation is unchanged when both positions shift by the same amount."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 8)  # (B, H, T, d)
+    pos = torch.arange(7)
+    ang = pos[:, None].float() * 10000.0 ** (-torch.arange(0, 8, 2).float() / 8)  # (T, d/2)
+    x1, x2 = x[..., :4], x[..., 4:]
+    by_hand = torch.cat([x1 * ang.cos() - x2 * ang.sin(), x1 * ang.sin() + x2 * ang.cos()], -1)
+    assert torch.equal(rope(x, rope_angles(pos, 8, x.dtype)), by_hand)  # the same numbers, not just close
+    per_row = rope(x, rope_angles(pos.expand(2, 7), 8, x.dtype))  # positions given per sequence
+    assert torch.equal(per_row, by_hand)
+    q, k = torch.randn(8), torch.randn(8)
+    def dot(i, j):
+        qi = rope(q.view(1, 8), rope_angles(torch.tensor([i]), 8, q.dtype))
+        kj = rope(k.view(1, 8), rope_angles(torch.tensor([j]), 8, k.dtype))
+        return (qi * kj).sum()
+    assert torch.allclose(dot(5, 2), dot(13, 10), atol=1e-5)
+    assert not torch.allclose(dot(5, 2), dot(5, 3), atol=1e-3)
 
 
 def test_kv_cache_logits_equal_full_pass():

@@ -20,16 +20,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def rope(x: torch.Tensor, pos: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
-    """Rotate x (B, H, T, D) by the angles of positions pos (T,) or (B, T)."""
-    d = x.shape[-1]
-    freq = base ** (-torch.arange(0, d, 2, dtype=torch.float32, device=x.device) / d)  # (D/2,)
-    ang = pos.to(torch.float32)[..., None] * freq  # (T, D/2) or (B, T, D/2)
+def rope_angles(pos: torch.Tensor, d: int, dtype: torch.dtype, base: float = 10000.0):
+    """(cos, sin) of the angles pos * base^(-2k/d), each repeated over both halves: (T, d) for pos (T,),
+    (B, 1, T, d) for pos (B, T); sin carries the minus sign of the first half. Computed once per forward."""
+    freq = base ** (-torch.arange(0, d, 2, dtype=torch.float32, device=pos.device) / d)  # (d/2,)
+    ang = pos.to(torch.float32)[..., None] * freq  # (T, d/2) or (B, T, d/2)
     if ang.dim() == 3:
         ang = ang[:, None]
-    cos, sin = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
-    x1, x2 = x[..., : d // 2], x[..., d // 2:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    return torch.cat([cos, cos], -1).to(dtype), torch.cat([-sin, sin], -1).to(dtype)
+
+
+def rope(x: torch.Tensor, angles) -> torch.Tensor:
+    """Rotate x (..., T, d) by `rope_angles`: [x1 cos - x2 sin, x1 sin + x2 cos] written as
+    x * cos + [x2, x1] * sin, the same numbers with fewer passes over x."""
+    cos, sin = angles
+    d = x.shape[-1]
+    return x * cos + torch.cat([x[..., d // 2:], x[..., : d // 2]], dim=-1) * sin
 
 
 class KVCache:
@@ -61,10 +68,11 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
 
-    def forward(self, h, pos, mask, cache: KVCache | None, layer: int, store: bool):
+    def forward(self, h, angles, mask, cache: KVCache | None, layer: int, store: bool):
         B, T, D = h.shape
-        q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh)
-        q, k = rope(q, pos), rope(k, pos)
+        qkv = self.qkv(h).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
+        q, k = rope(qkv[:2], angles)  # queries and keys rotated in one pass
+        v = qkv[2]
         if cache is not None:
             k, v = cache.get(layer, k, v, store)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -78,8 +86,8 @@ class Block(nn.Module):
         self.attn = Attention(d, n_heads)
         self.mlp = nn.Sequential(nn.Linear(d, mlp_ratio * d), nn.GELU(), nn.Linear(mlp_ratio * d, d))
 
-    def forward(self, h, pos, mask, cache, layer, store):
-        h = h + self.attn(self.norm1(h), pos, mask, cache, layer, store)
+    def forward(self, h, angles, mask, cache, layer, store):
+        h = h + self.attn(self.norm1(h), angles, mask, cache, layer, store)
         return h + self.mlp(self.norm2(h))
 
 
@@ -91,6 +99,7 @@ class Transformer(nn.Module):
         super().__init__()
         if d % n_heads or (d // n_heads) % 2:
             raise ValueError(f"width {d} must split into {n_heads} heads of even size")
+        self.n_heads = n_heads
         self.embed = nn.Embedding(n_in, d)
         self.blocks = nn.ModuleList(Block(d, n_heads) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d)
@@ -123,8 +132,9 @@ class Transformer(nn.Module):
         h = self.embed(tokens)
         if cond is not None:
             h = h + cond[:, None, :]
+        angles = rope_angles(pos, h.shape[-1] // self.n_heads, h.dtype)
         for i, block in enumerate(self.blocks):
-            h = block(h, pos, mask, cache, i, store)
+            h = block(h, angles, mask, cache, i, store)
         return self.head(self.norm(h))
 
 
