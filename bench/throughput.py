@@ -87,9 +87,11 @@ QUICK = {"text": {"data": {"seq_len": 32}, "train": {"batch_size": 8}, "model": 
          "other": {"train": {"batch_size": 8}, "model": {"sample_steps": 10}}}
 
 
-def draw(method, n: int, seed: int = 0, **opts):
+def draw(method, n: int, generator: torch.Generator, **opts):
     """One sampling call of `method`: the single adapter between this bench and the methods' sampling
-    entry point `sample(n, generator, opts)` (detectors and encoders: inference on n test inputs)."""
+    entry point `sample(n, generator, opts)` (detectors and encoders: inference on n test inputs).
+    The caller seeds one generator per case and passes it to every call, as a user drawing repeatedly
+    would; the peers draw from torch's global stream."""
     import dataclasses
 
     kind = method.info.kind
@@ -97,7 +99,7 @@ def draw(method, n: int, seed: int = 0, **opts):
         return method.detect(_SCENES[0][:n])
     if method.SampleConfig is not None:
         cfg = dataclasses.replace(method.sample_defaults(), **opts) if opts else None
-        return method.sample(n, torch.Generator().manual_seed(seed), cfg)
+        return method.sample(n, generator, cfg)
     if hasattr(method, "embed"):
         return method.embed(_EMBED[0][:n])
     return method(_EMBED[0][:n])  # e.g. PointNet: class logits of n clouds
@@ -377,7 +379,8 @@ def run_case(name: str, rounds: int, reps: int, quick: bool, peer: bool = True) 
     per_step = batch["x"].numel() if case.unit == "tokens" else len(batch["x"])
     # the diffusers comparison samples 20 evenly spaced DDPM steps, ancestral, as the peer does
     opts = {"sampler": "ddim", "steps": 20, "eta": 1.0} if case.peer == "diffusers" else {}
-    ours_sample = lambda: draw(method, case.sample_n, **opts)  # noqa: E731
+    gen = torch.Generator().manual_seed(0)
+    ours_sample = lambda: draw(method, case.sample_n, gen, **opts)  # noqa: E731
     res = {"case": name, "method": case.method, "family": case.family, "threads": torch.get_num_threads(),
            "batch": len(batch["x"]), "unit": case.unit, "per_step": per_step,
            "params": sum(p.numel() for p in method.parameters()), "default_steps": tcfg.steps}
@@ -401,7 +404,7 @@ def run_case(name: str, rounds: int, reps: int, quick: bool, peer: bool = True) 
         fns["peer_train"] = (lambda: p_step(batch), reps)
         if p_sample is not None:
             p_sample()
-            fns["peer_sample"] = (p_sample, sample_reps)
+            fns["peer_sample"] = (torch.no_grad()(p_sample), sample_reps)  # wrapped as ours is
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):  # interleaved: ours, peer, ours, peer, ...
         for k, (fn, r) in fns.items():
