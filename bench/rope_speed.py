@@ -119,7 +119,7 @@ def main():
         r = run(c, args.rounds, args.reps)
         out["runs"].append(r)
         print(json.dumps(r), flush=True)
-    print(f"\n| case | threads | once per forward ms/step | per layer ms/step | speed-up | loss and gradients |"
+    print("\n| case | threads | once per forward ms/step | per layer ms/step | speed-up | loss and gradients |"
           "\n|---|---|---|---|---|---|")
     for r in out["runs"]:
         ms = r["ms_per_step"]

@@ -33,7 +33,9 @@ class BD3LM(LanguageModel):
         likelihood: str = option("count", "Monte-Carlo bound per block: count (draw the number masked, lower "
                                  "variance) | time (draw t)", choices=("count", "time"))
 
-    defaults = {"data": {"name": "text"}, "train": TEXT_TRAIN_DEFAULTS}
+    # 16 sequences a step: the network reads each one twice ([x_t ; x0]), so the step sends as many tokens
+    # through it as the other text models' 32, and a default run takes their time (bench/text_batch.py)
+    defaults = {"data": {"name": "text"}, "train": {**TEXT_TRAIN_DEFAULTS, "batch_size": 16}}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

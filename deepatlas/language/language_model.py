@@ -28,8 +28,8 @@ from deepatlas.sample_options import check_type, global_rng_from
 
 # Training defaults of the Transformer text models (AR, MDLM, LLaDA, SEDD, BD3-LM). 32 sequences of 128
 # tokens per step: at 128 sequences a default run (2000 steps) took ~50 minutes on 2 cores; at 32 it takes
-# a quarter of that, and at equal wall time it reached lower bits/char (bench/RESULTS.md, "Quality per
-# CPU-minute").
+# a quarter of that, and after the same CPU time it reached lower bits/char (bench/text_batch.py; bench/RESULTS.md,
+# "Text models: the batch at an equal CPU budget"). BD3-LM halves it again: its network reads [x_t ; x0].
 TEXT_TRAIN_DEFAULTS = {"lr": 1e-3, "ema_decay": 0.0, "batch_size": 32}
 
 
