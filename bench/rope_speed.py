@@ -80,7 +80,7 @@ def run(case: str, rounds: int, reps: int) -> dict:
             torch.manual_seed(1)
             loss = m.loss(batch)["loss"]
             loss.backward()
-        res["loss"][name] = float(loss)
+        res["loss"][name] = float(loss.detach())
         grads[name] = [p.grad.clone() for p in m.parameters() if p.grad is not None]
     res["bit_identical"] = res["loss"][FORMS[0]] == res["loss"][FORMS[1]] and all(
         torch.equal(a, b) for a, b in zip(grads[FORMS[0]], grads[FORMS[1]]))
