@@ -96,10 +96,7 @@ def run(case: str, rounds: int, reps: int) -> dict:
     times = {name: [] for name in FORMS}
     for _ in range(rounds):
         for name in FORMS:
-            t = time.perf_counter()
-            for _ in range(reps):
-                step(name)
-            times[name].append((time.perf_counter() - t) / reps)
+            times[name].append(T.timed(lambda: step(name), reps))  # noqa: B023 (called at once)
     med = {k: statistics.median(v) for k, v in times.items()}
     res["ms_per_step"] = {k: 1e3 * v for k, v in med.items()}
     res["speed_up"] = med[FORMS[1]] / med[FORMS[0]]
